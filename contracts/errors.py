@@ -1,0 +1,151 @@
+"""Stable error codes and the problem+json (RFC 9457) body every error is answered with.
+
+Codes are part of the wire: phones switch on ``code``, never on ``title`` or ``detail``. Add codes,
+never rename them. ``detail`` texts never carry message content, addresses or patient data.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ErrorCode(StrEnum):
+    # generic
+    BAD_REQUEST = "bad_request"
+    VALIDATION_FAILED = "validation_failed"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    RATE_LIMITED = "rate_limited"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    INTERNAL_ERROR = "internal_error"
+    # phone authentication (device-bound tokens, DPoP)
+    AUTH_REQUIRED = "auth_required"
+    INVALID_TOKEN = "invalid_token"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_STALE = "token_stale"
+    DPOP_REQUIRED = "dpop_required"
+    DPOP_INVALID = "dpop_invalid"
+    DPOP_REPLAYED = "dpop_replayed"
+    USE_DPOP_NONCE = "use_dpop_nonce"
+    DEVICE_REVOKED = "device_revoked"
+    DEVICE_EXPIRED = "device_expired"
+    INVALID_GRANT = "invalid_grant"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    INSUFFICIENT_SCOPE = "insufficient_scope"
+    FORBIDDEN = "forbidden"
+    # web session and Pro Santé Connect
+    LOGIN_REQUIRED = "login_required"
+    RECENT_LOGIN_REQUIRED = "recent_login_required"
+    CSRF_FAILED = "csrf_failed"
+    PSC_ERROR = "psc_error"
+    PSC_STATE_MISMATCH = "psc_state_mismatch"
+    PSC_NONCE_MISMATCH = "psc_nonce_mismatch"
+    PSC_INVALID_TOKEN = "psc_invalid_token"
+    PSC_ACR_TOO_LOW = "psc_acr_too_low"
+    PSC_UNAVAILABLE = "psc_unavailable"
+    NO_ACTIVITY = "no_activity"
+    # enrolment
+    ENROLMENT_NOT_FOUND = "enrolment_not_found"
+    ENROLMENT_EXPIRED = "enrolment_expired"
+    ENROLMENT_ALREADY_USED = "enrolment_already_used"
+    ENROLMENT_BAD_SECRET = "enrolment_bad_secret"
+    ENROLMENT_WRONG_STATE = "enrolment_wrong_state"
+    ENROLMENT_REJECTED = "enrolment_rejected"
+    ENROLMENT_PENDING = "enrolment_pending"
+    DEVICE_LIMIT_REACHED = "device_limit_reached"
+    BINDING_INVALID = "binding_invalid"
+    ATTESTATION_REQUIRED = "attestation_required"
+    # devices, teams
+    DEVICE_NOT_FOUND = "device_not_found"
+    NOT_TITULAIRE = "not_titulaire"
+    MEMBER_NOT_FOUND = "member_not_found"
+    STRUCTURE_NOT_FOUND = "structure_not_found"
+    MAILBOX_NOT_FOUND = "mailbox_not_found"
+    PROFESSIONAL_NOT_FOUND = "professional_not_found"
+    ALREADY_MEMBER = "already_member"
+
+
+#: HTTP status for each code. One table, so a code always comes with the same status.
+STATUS: dict[ErrorCode, int] = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.VALIDATION_FAILED: 400,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.INTERNAL_ERROR: 500,
+    ErrorCode.AUTH_REQUIRED: 401,
+    ErrorCode.INVALID_TOKEN: 401,
+    ErrorCode.TOKEN_EXPIRED: 401,
+    ErrorCode.TOKEN_STALE: 401,
+    ErrorCode.DPOP_REQUIRED: 401,
+    ErrorCode.DPOP_INVALID: 401,
+    ErrorCode.DPOP_REPLAYED: 401,
+    ErrorCode.USE_DPOP_NONCE: 401,
+    ErrorCode.DEVICE_REVOKED: 401,
+    ErrorCode.DEVICE_EXPIRED: 401,
+    ErrorCode.INVALID_GRANT: 400,
+    ErrorCode.REFRESH_TOKEN_REUSED: 400,
+    ErrorCode.INSUFFICIENT_SCOPE: 403,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.LOGIN_REQUIRED: 401,
+    ErrorCode.RECENT_LOGIN_REQUIRED: 401,
+    ErrorCode.CSRF_FAILED: 403,
+    ErrorCode.PSC_ERROR: 400,
+    ErrorCode.PSC_STATE_MISMATCH: 400,
+    ErrorCode.PSC_NONCE_MISMATCH: 400,
+    ErrorCode.PSC_INVALID_TOKEN: 400,
+    ErrorCode.PSC_ACR_TOO_LOW: 403,
+    ErrorCode.PSC_UNAVAILABLE: 503,
+    ErrorCode.NO_ACTIVITY: 403,
+    ErrorCode.ENROLMENT_NOT_FOUND: 404,
+    ErrorCode.ENROLMENT_EXPIRED: 410,
+    ErrorCode.ENROLMENT_ALREADY_USED: 409,
+    ErrorCode.ENROLMENT_BAD_SECRET: 403,
+    ErrorCode.ENROLMENT_WRONG_STATE: 409,
+    ErrorCode.ENROLMENT_REJECTED: 410,
+    ErrorCode.ENROLMENT_PENDING: 409,
+    ErrorCode.DEVICE_LIMIT_REACHED: 409,
+    ErrorCode.BINDING_INVALID: 400,
+    ErrorCode.ATTESTATION_REQUIRED: 400,
+    ErrorCode.DEVICE_NOT_FOUND: 404,
+    ErrorCode.NOT_TITULAIRE: 403,
+    ErrorCode.MEMBER_NOT_FOUND: 404,
+    ErrorCode.STRUCTURE_NOT_FOUND: 404,
+    ErrorCode.MAILBOX_NOT_FOUND: 404,
+    ErrorCode.PROFESSIONAL_NOT_FOUND: 404,
+    ErrorCode.ALREADY_MEMBER: 409,
+}
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details, plus our stable ``code`` and a few typed extensions."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str | None = None
+    instance: str | None = None
+    #: Set on ``device_revoked``: the phone must erase its keys and cached data.
+    wipe: bool | None = None
+    #: Seconds to wait before retrying (also sent as ``Retry-After``).
+    retry_after: int | None = msgspec.field(default=None, name="retryAfter")
+    #: Field-level validation messages (never echo the submitted values).
+    errors: list[dict[str, str]] | None = None
+
+
+def problem_type(code: ErrorCode | str) -> str:
+    """The ``type`` URI of a code: stable, documented at that path of the service."""
+    return f"/problems/{code}"
+
+
+TITLES: dict[ErrorCode, str] = {code: code.value.replace("_", " ").capitalize() for code in ErrorCode}

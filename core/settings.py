@@ -1,0 +1,265 @@
+"""Typed settings, one dataclass per concern, read from ``MSSC_*`` environment variables.
+
+Settings are read when the app is created (``Settings.from_env()``), never at import time, so tests
+and several app instances in one process can each have their own. A wrong value fails at start-up
+with a message naming the variable; production mode refuses the dev-only features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+PREFIX = "MSSC_"
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or not allowed in this mode; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    """Process-wide behaviour."""
+
+    #: ``dev`` allows the PSC sandbox, the dev push sink and generated secrets; ``production`` refuses them.
+    mode: Literal["dev", "production"] = "dev"
+    #: The public origin phones and browsers reach (QR URLs, WebAuthn RP id, token audience).
+    public_url: str = "http://localhost:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Secret for cookies, CSRF and derived keys. Generated per process in dev when unset.
+    secret_key: str = ""
+    log_level: str = "INFO"
+    #: Roles this process runs: ``web`` (pages + phone API), ``push`` (worker), ``watcher``.
+    roles: tuple[str, ...] = ("web", "push", "watcher")
+    #: Where the embedded defaults keep their files (SQLite database, dev signing keys).
+    data_dir: str = ".mssc-data"
+
+    @property
+    def is_production(self) -> bool:
+        return self.mode == "production"
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def rp_id(self) -> str:
+        return urlsplit(self.public_url).hostname or "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    """Durable state. SQLite file by default, PostgreSQL by URL."""
+
+    #: Empty means an SQLite file under ``app.data_dir``.
+    url: str = ""
+    echo: bool = False
+    pool_size: int = 10
+    #: Create the schema by running the Alembic migrations at start-up.
+    migrate_on_start: bool = True
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith("postgresql")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Ephemeral state (sessions, rendezvous, challenges, replay cache, rate limits) and fan-out."""
+
+    #: ``memory`` (one process) or a ``redis://`` URL.
+    url: str = "memory"
+    namespace: str = "mssc"
+
+    @property
+    def is_redis(self) -> bool:
+        return self.url.startswith(("redis://", "rediss://", "unix://"))
+
+
+@dataclass(frozen=True, slots=True)
+class PscSettings:
+    """Pro Santé Connect (OIDC). Every URL is configurable: PSC hosts have moved before."""
+
+    #: Use the built-in PSC sandbox identity provider (dev only).
+    sandbox: bool = True
+    issuer: str = ""
+    #: PSC publishes its discovery document at this non-standard path.
+    discovery_path: str = "/.well-known/wallet-openid-configuration"
+    client_id: str = "mss-companion"
+    client_secret: str = ""
+    scopes: str = "openid scope_all"
+    acr_values: str = "eidas1"
+    #: Authentication levels accepted in the ID token ``acr`` claim.
+    accepted_acr: tuple[str, ...] = ("eidas1", "eidas2", "eidas3")
+    http_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Web session: PSC's own limits (30 min idle, 4 h absolute)."""
+
+    idle_s: int = 30 * 60
+    absolute_s: int = 4 * 3600
+    #: Enrolling a device needs a CPS/e-CPS login at most this old.
+    recent_login_s: int = 10 * 60
+    cookie_secure: bool = True
+    cookie_name: str = "mssc_session"
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentSettings:
+    """QR rendezvous and device binding."""
+
+    rendezvous_ttl_s: int = 120
+    max_devices_per_professional: int = 5
+    check_code_digits: int = 2
+    #: Wrong secrets tolerated on one rendezvous before it is burnt.
+    max_wrong_secrets: int = 3
+    claims_per_ip_per_minute: int = 20
+    #: ``none`` accepts any attestation; ``required`` demands a chain to one of ``attestation_roots``.
+    attestation: Literal["none", "required"] = "none"
+    attestation_roots: tuple[str, ...] = ()
+    #: Extra WebAuthn origins for native apps, e.g. ``android:apk-key-hash:…``.
+    extra_origins: tuple[str, ...] = ()
+    device_idle_expiry_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    """Device-bound access and refresh tokens."""
+
+    access_ttl_s: int = 300
+    refresh_ttl_s: int = 30 * 24 * 3600
+    #: Directory of PEM private keys (``<kid>.pem``); the newest signs, all verify. Generated in dev.
+    signing_keys_dir: str = ""
+    dpop_max_age_s: int = 60
+    dpop_nonce_window_s: int = 300
+    clock_skew_s: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All settings, grouped by concern."""
+
+    app: AppSettings = field(default_factory=AppSettings)
+    db: DatabaseSettings = field(default_factory=DatabaseSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    psc: PscSettings = field(default_factory=PscSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
+    enrolment: EnrolmentSettings = field(default_factory=EnrolmentSettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``MSSC_<GROUP>_<NAME>`` variables, then apply keyword overrides.
+
+        ``overrides`` take group objects (``db=DatabaseSettings(...)``), which tests use.
+        """
+        env = os.environ if environ is None else environ
+        known = {f"{PREFIX}{g.name.upper()}_{f.name.upper()}" for g in dataclasses.fields(cls)
+                 for f in dataclasses.fields(_group_type(g))}
+        unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
+        groups: dict[str, Any] = {}
+        for group in dataclasses.fields(cls):
+            if group.name in overrides:
+                groups[group.name] = overrides[group.name]
+                continue
+            groups[group.name] = _read_group(_group_type(group), f"{PREFIX}{group.name.upper()}_", env)
+        settings = cls(**groups)
+        return settings.checked()
+
+    def checked(self) -> Settings:
+        """Fill dev-only defaults and refuse what production must not run with."""
+        app = self.app
+        if app.is_production:
+            problems = []
+            if not app.secret_key or len(app.secret_key) < 32:
+                problems.append("MSSC_APP_SECRET_KEY (at least 32 characters) is required in production")
+            if self.psc.sandbox:
+                problems.append("MSSC_PSC_SANDBOX must be false in production (the PSC sandbox is dev only)")
+            if not self.psc.sandbox and not self.psc.issuer:
+                problems.append("MSSC_PSC_ISSUER is required")
+            if not self.psc.client_secret:
+                problems.append("MSSC_PSC_CLIENT_SECRET is required in production")
+            if not self.db.url:
+                problems.append("MSSC_DB_URL is required in production")
+            if not self.tokens.signing_keys_dir:
+                problems.append("MSSC_TOKENS_SIGNING_KEYS_DIR is required in production")
+            if not app.public_url.startswith("https://"):
+                problems.append("MSSC_APP_PUBLIC_URL must be https in production")
+            if not self.session.cookie_secure:
+                problems.append("MSSC_SESSION_COOKIE_SECURE cannot be false in production")
+            if problems:
+                raise SettingsError("; ".join(problems))
+            return self
+        if not app.secret_key:
+            app = dataclasses.replace(app, secret_key=secrets.token_urlsafe(32))
+        psc = self.psc
+        if psc.sandbox and not psc.issuer:
+            psc = dataclasses.replace(psc, issuer=f"{app.origin}/psc-sandbox/auth/realms/esante-wallet")
+        if psc.sandbox and not psc.client_secret:
+            psc = dataclasses.replace(psc, client_secret="sandbox-client-secret")  # noqa: S106 - dev sandbox
+        data = Path(app.data_dir)
+        db = self.db
+        if not db.url:
+            data.mkdir(parents=True, exist_ok=True)
+            db = dataclasses.replace(db, url=f"sqlite+aiosqlite:///{data / 'mss-companion.sqlite3'}")
+        tokens = self.tokens
+        if not tokens.signing_keys_dir:
+            tokens = dataclasses.replace(tokens, signing_keys_dir=str(data / "signing-keys"))
+        return dataclasses.replace(self, app=app, psc=psc, db=db, tokens=tokens)
+
+
+def _group_type(group: dataclasses.Field[Any]) -> type[Any]:
+    hints = get_type_hints(Settings)
+    return hints[group.name]  # type: ignore[no-any-return]
+
+
+def _read_group(kind: type[T], prefix: str, env: Mapping[str, str]) -> T:
+    hints = get_type_hints(kind)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(kind):  # type: ignore[arg-type]
+        name = f"{prefix}{f.name.upper()}"
+        if name in env:
+            values[f.name] = _parse(name, env[name], hints[f.name])
+    return kind(**values)
+
+
+def _parse(name: str, raw: str, hint: Any) -> Any:
+    origin = get_origin(hint)
+    try:
+        if hint is bool:
+            low = raw.strip().lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is str:
+            return raw
+        if origin is Literal:
+            if raw not in get_args(hint):
+                raise ValueError(raw)
+            return raw
+        if origin is tuple:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError:
+        expected = "|".join(get_args(hint)) if origin is Literal else getattr(hint, "__name__", str(hint))
+        raise SettingsError(f"{name}={raw!r} is not a valid {expected}") from None
+    raise SettingsError(f"{name}: unsupported setting type {hint!r}")

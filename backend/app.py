@@ -1,0 +1,139 @@
+"""The app factory: one Litestar app with the web pages, the phone API and (later) the workers.
+
+Settings are read here, when the app is created, never at import time. Services are built at
+start-up (they need the event loop) into one ``Container`` kept on ``app.state``; route handlers
+receive them by name through dependency injection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from litestar import Litestar, Request, get
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from backend.api_routes import device_api_router, jwks
+from backend.container import Container, build_container
+from backend.device_auth import AuthenticatedDevice
+from backend.health import health_router
+from backend.http_headers import headers_middleware
+from backend.problems import exception_handlers
+from contracts.errors import STATUS, ErrorCode
+from core.logging import configure_logging, get_logger
+from core.phone_key import PhoneKey
+from core.settings import Settings
+from enrolment.api_routes import enrolment_api_router
+from enrolment.web.device_routes import device_router
+from enrolment.web.enrol_routes import enrol_router
+from enrolment.web.login_routes import login_router
+from enrolment.web.team_routes import team_router
+
+log = get_logger("mssc.app")
+
+WEB = Path(__file__).resolve().parent.parent / "enrolment" / "web"
+API_VERSION = "1.0.0"
+
+#: Services handed to route handlers by parameter name.
+SERVICES = ("settings", "db", "audit", "sessions", "enrolment", "teams", "identity", "devices",
+            "device_tokens", "authenticator", "signing_keys", "psc")
+
+
+def _service(name: str) -> Provide:
+    def provide(state: State) -> Any:
+        return getattr(state.container, name)
+
+    return Provide(provide, sync_to_thread=False)
+
+
+async def _phone_key(request: Request[Any, Any, Any], state: State) -> PhoneKey:
+    key: PhoneKey = await state.container.authenticator.proof(request)
+    return key
+
+
+async def _device(request: Request[Any, Any, Any], state: State) -> AuthenticatedDevice:
+    device: AuthenticatedDevice = await state.container.authenticator.authenticate(request)
+    return device
+
+
+@get("/problems/{code:str}", include_in_schema=False)
+async def problem_doc(code: FromPath[str]) -> Template:
+    """The page each problem ``type`` points to."""
+    known = code in {c.value for c in ErrorCode}
+    return Template(template_name="problems.html",
+                    context={"web": None, "code": code if known else None,
+                             "status": STATUS[ErrorCode(code)] if known else None,
+                             "codes": sorted((c.value, STATUS[c]) for c in ErrorCode)})
+
+
+def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.app.log_level, json=settings.app.is_production)
+
+    async def start(app: Litestar) -> None:
+        container = await build_container(settings, psc_http=psc_http)
+        app.state.container = container
+        if settings.psc.sandbox:
+            from enrolment.sandbox_seed import seed_sandbox
+
+            await seed_sandbox(container.db)
+        log.info("started", mode=settings.app.mode, db=container.db.dialect,
+                 store="redis" if settings.store.is_redis else "memory")
+
+    async def stop(app: Litestar) -> None:
+        container: Container | None = getattr(app.state, "container", None)
+        if container is not None:
+            await container.close()
+
+    handlers: list[Any] = [health_router, device_api_router, enrolment_api_router, jwks, login_router,
+                           enrol_router, device_router, team_router, problem_doc,
+                           create_static_files_router(path="/static", directories=[WEB / "static"],
+                                                      include_in_schema=False)]
+    template_dirs = [WEB / "templates"]
+    if settings.psc.sandbox:
+        from enrolment.psc_sandbox.router import create_psc_sandbox_router
+
+        handlers.append(create_psc_sandbox_router(
+            issuer=settings.psc.issuer, client_id=settings.psc.client_id,
+            client_secret=settings.psc.client_secret,
+            redirect_uris=(f"{settings.app.public_url.rstrip('/')}/auth/psc/callback",)))
+
+    dependencies = {name: _service(name) for name in SERVICES}
+    dependencies["phone_key"] = Provide(_phone_key)
+    dependencies["device"] = Provide(_device)
+    return Litestar(
+        route_handlers=handlers,
+        on_startup=[start],
+        on_shutdown=[stop],
+        dependencies=dependencies,
+        exception_handlers=exception_handlers,
+        middleware=[headers_middleware],
+        template_config=TemplateConfig(directory=template_dirs, engine=JinjaTemplateEngine),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
+        request_max_body_size=256 * 1024,
+        openapi_config=OpenAPIConfig(
+            title="mss-companion phone API", version=API_VERSION, path="/schema",
+            description="Device enrolment and device-bound (DPoP) API of mss-companion.",
+            components=Components(security_schemes={
+                "DPoP": SecurityScheme(type="http", scheme="DPoP",
+                                       description="Access token bound to the device key (RFC 9449); "
+                                                   "send a DPoP proof header with every call.")}),
+            security=[{"DPoP": []}],
+        ),
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Entry point for ``uvicorn --factory backend.app:app_from_env``."""
+    return create_app()

@@ -1,0 +1,103 @@
+"""The composition root: every service of one app instance, built once from its settings."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+
+import httpx
+
+from backend.auth.access_tokens import AccessTokenIssuer
+from backend.auth.dpop import DpopNonces
+from backend.auth.refresh_tokens import RefreshTokens
+from backend.auth.revocation import DeviceRevocations
+from backend.auth.signing_keys import SigningKeys, ensure_dev_key
+from backend.device_auth import DeviceAuthenticator
+from backend.device_tokens import DeviceTokens
+from core.audit import AuditTrail
+from core.db.engine import Database
+from core.db.models import Device
+from core.device_registry import DeviceRegistry
+from core.ephemeral import Ephemeral, create_ephemeral
+from core.logging import get_logger
+from core.settings import Settings
+from enrolment.enrolment_service import EnrolmentService
+from enrolment.identity_service import IdentityService
+from enrolment.psc.client import PscClient
+from enrolment.team_service import TeamService
+from enrolment.web.sessions import SessionStore
+
+log = get_logger("mssc.app")
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    ephemeral: Ephemeral
+    audit: AuditTrail
+    signing_keys: SigningKeys
+    access: AccessTokenIssuer
+    revocations: DeviceRevocations
+    authenticator: DeviceAuthenticator
+    devices: DeviceRegistry
+    device_tokens: DeviceTokens
+    enrolment: EnrolmentService
+    teams: TeamService
+    identity: IdentityService
+    sessions: SessionStore
+    psc: PscClient
+    closers: list[object] = field(default_factory=list)
+
+    async def close(self) -> None:
+        await self.psc.aclose()
+        await self.ephemeral.close()
+        await self.db.dispose()
+
+
+def _derive(secret: str, purpose: str) -> bytes:
+    return hashlib.sha256(f"mssc|{purpose}|{secret}".encode()).digest()
+
+
+async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | None = None) -> Container:
+    db = Database(settings.db)
+    if settings.db.migrate_on_start:
+        await db.migrate()
+    ephemeral = create_ephemeral(settings.store.url, settings.store.namespace)
+    audit = AuditTrail(db)
+    if not settings.app.is_production:
+        ensure_dev_key(settings.tokens.signing_keys_dir)
+    signing_keys = SigningKeys.load(settings.tokens.signing_keys_dir)
+    origin = settings.app.origin
+    access = AccessTokenIssuer(signing_keys, issuer=origin, audience=f"{origin}/api",
+                               ttl_s=settings.tokens.access_ttl_s)
+    nonces = DpopNonces(_derive(settings.app.secret_key, "dpop-nonce"), settings.tokens.dpop_nonce_window_s)
+    revocations = DeviceRevocations.for_settings(ephemeral, settings.tokens)
+    authenticator = DeviceAuthenticator(settings=settings, access=access, nonces=nonces, replay=ephemeral,
+                                        revocations=revocations)
+    devices = DeviceRegistry(db, audit)
+
+    async def deny(device: Device, _reason: str) -> None:
+        await revocations.revoke(device.id)
+
+    devices.on_revoked(deny)
+    device_tokens = DeviceTokens(settings=settings, db=db, audit=audit, access=access,
+                                 refresh=RefreshTokens(ttl_s=settings.tokens.refresh_ttl_s), registry=devices,
+                                 ephemeral=ephemeral)
+    enrolment = EnrolmentService(settings=settings, ephemeral=ephemeral, db=db, audit=audit,
+                                 mint_tokens=device_tokens.mint)
+    teams = TeamService(db, audit)
+
+    async def refresh_scopes(professional_id: uuid.UUID) -> None:
+        for device in await devices.of_professional(professional_id):
+            await revocations.mark_stale(device.id)
+
+    teams.on_grants_changed(refresh_scopes)
+    psc = PscClient(settings.psc, redirect_uri=f"{settings.app.public_url.rstrip('/')}/auth/psc/callback",
+                    http=psc_http)
+    return Container(
+        settings=settings, db=db, ephemeral=ephemeral, audit=audit, signing_keys=signing_keys, access=access,
+        revocations=revocations, authenticator=authenticator, devices=devices, device_tokens=device_tokens,
+        enrolment=enrolment, teams=teams, identity=IdentityService(db, audit),
+        sessions=SessionStore(ephemeral, settings.session), psc=psc)

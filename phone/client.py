@@ -1,0 +1,212 @@
+"""Reference phone client: the API's executable documentation for mobile teams.
+
+Every call carries a DPoP proof; the server's ``DPoP-Nonce`` is kept from each response and a
+``use_dpop_nonce`` answer is retried once with the new nonce (RFC 9449 §8). Tokens refresh by
+themselves when the server says ``token_expired`` or ``token_stale``. A ``device_revoked`` answer
+carries ``wipe``: the client erases its keys and tokens and acknowledges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from contracts.enrolment import QR_PATH_PREFIX, check_code, claim_proof
+from phone.keys import DeviceKey
+from phone.soft_authenticator import SoftAuthenticator
+
+
+class PhoneError(Exception):
+    """The server answered with a problem; ``code`` is its stable code."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(f"{status} {problem.get('code')}: {problem.get('detail') or problem.get('title')}")
+        self.status = status
+        self.problem = problem
+        self.code: str = str(problem.get("code", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class QrCode:
+    origin: str
+    rendezvous_id: str
+    secret: bytes
+
+    @classmethod
+    def parse(cls, url: str) -> QrCode:
+        """``https://host/e/<rendezvous>#<secret>``: nothing else is in the QR."""
+        import base64
+
+        parts = urlsplit(url)
+        if not parts.path.startswith(QR_PATH_PREFIX) or not parts.fragment:
+            raise ValueError("not an mss-companion enrolment QR code")
+        secret = base64.urlsafe_b64decode(parts.fragment + "=" * (-len(parts.fragment) % 4))
+        return cls(f"{parts.scheme}://{parts.netloc}", parts.path[len(QR_PATH_PREFIX):], secret)
+
+
+@dataclass
+class PhoneState:
+    base_url: str
+    key: DeviceKey = field(default_factory=DeviceKey)
+    binding: str = "es256"
+    device_id: str | None = None
+    access_token: str | None = None
+    refresh_token: str | None = None
+    access_expires_at: float = 0.0
+    scope: str = ""
+
+
+class PhoneClient:
+    def __init__(self, state: PhoneState, *, http: httpx.AsyncClient | None = None,
+                 authenticator: SoftAuthenticator | None = None, attestation: str = "none") -> None:
+        self.state = state
+        self.http = http or httpx.AsyncClient(base_url=state.base_url, timeout=15)
+        self.authenticator = authenticator or SoftAuthenticator()
+        self.attestation = attestation
+        self._nonce: str | None = None
+        self.rendezvous: QrCode | None = None
+        self.check_code: str | None = None
+        self._challenge: dict[str, Any] | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def _url(self, path: str) -> str:
+        return f"{self.state.base_url.rstrip('/')}{path}"
+
+    async def request(self, method: str, path: str, *, json: Any = None, auth: bool = False) -> httpx.Response:
+        """One API call with a fresh DPoP proof; retries once on ``use_dpop_nonce``."""
+        for attempt in range(2):
+            headers = {"Accept": "application/json"}
+            token = self.state.access_token if auth else None
+            headers["DPoP"] = self.state.key.dpop_proof(method=method, url=self._url(path), nonce=self._nonce,
+                                                        access_token=token)
+            if token:
+                headers["Authorization"] = f"DPoP {token}"
+            response = await self.http.request(method, path, json=json, headers=headers)
+            self._nonce = response.headers.get("DPoP-Nonce", self._nonce)
+            if response.status_code == 401 and attempt == 0 and _code(response) == "use_dpop_nonce":
+                continue
+            return response
+        return response
+
+    async def call(self, method: str, path: str, *, json: Any = None) -> Any:
+        """An authenticated call; refreshes the token once when it expired or went stale."""
+        if self.state.access_token is None or time.time() > self.state.access_expires_at - 10:
+            await self.refresh()
+        response = await self.request(method, path, json=json, auth=True)
+        if response.status_code == 401 and _code(response) in {"token_expired", "token_stale"}:
+            await self.refresh()
+            response = await self.request(method, path, json=json, auth=True)
+        return self._json(response)
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"code": "http_error", "detail": response.text[:200]}
+            raise PhoneError(response.status_code, problem)
+        return response.json()
+
+    # enrolment ---------------------------------------------------------------------------------
+
+    async def claim(self, qr_url: str, *, name: str, platform: str = "android", binding: str = "es256",
+                    push_provider: str = "none", push_token: str | None = None) -> str:
+        """Claim the rendezvous; returns the check code the phone shows."""
+        qr = QrCode.parse(qr_url)
+        self.rendezvous, self.state.binding = qr, binding
+        body = {"secretProof": claim_proof(qr.secret, qr.rendezvous_id, self.state.key.jkt),
+                "deviceName": name, "platform": platform, "binding": binding,
+                "push": {"provider": push_provider, "token": push_token}}
+        result = self._json(await self.request("POST", f"/api/v1/enrolments/{qr.rendezvous_id}/claim", json=body))
+        self._challenge = result["binding"]
+        self.check_code = check_code(qr.secret, self.state.key.jkt, int(result["checkCodeDigits"]))
+        return self.check_code
+
+    async def bind(self) -> str:
+        """Prove the key: ES256 signature, or a WebAuthn registration by the authenticator."""
+        if self.rendezvous is None or self._challenge is None:
+            raise RuntimeError("claim first")
+        rdv = self.rendezvous.rendezvous_id
+        if self.state.binding == "es256":
+            body: dict[str, Any] = {"es256Signature": self.state.key.bind_signature(
+                rendezvous_id=rdv, challenge=self._challenge["challenge"], audience=self.rendezvous.origin)}
+        else:
+            body = {"webauthnCredential": self.authenticator.register(
+                self._challenge["webauthnOptions"], self.rendezvous.origin, fmt=self.attestation)}
+        result = self._json(await self.request("POST", f"/api/v1/enrolments/{rdv}/bind", json=body))
+        return str(result["state"])
+
+    async def complete(self, *, timeout_s: float = 120.0) -> dict[str, Any]:
+        """Wait for the person's confirmation on the web page, then take the first tokens."""
+        if self.rendezvous is None:
+            raise RuntimeError("claim first")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = await self.request("POST", f"/api/v1/enrolments/{self.rendezvous.rendezvous_id}/complete")
+            if response.status_code == 409 and _code(response) == "enrolment_pending" and time.monotonic() < deadline:
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")) / 2)
+                continue
+            tokens = self._json(response)
+            self._keep(tokens)
+            return dict(tokens)
+
+    def _keep(self, tokens: dict[str, Any]) -> None:
+        self.state.device_id = tokens["deviceId"]
+        self.state.access_token = tokens["accessToken"]
+        self.state.refresh_token = tokens["refreshToken"]
+        self.state.access_expires_at = time.time() + int(tokens["expiresIn"])
+        self.state.scope = tokens["scope"]
+
+    # tokens -------------------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        if self.state.refresh_token:
+            response = await self.request("POST", "/api/v1/token",
+                                          json={"grantType": "refresh_token", "refreshToken": self.state.refresh_token})
+            if response.status_code < 400:
+                self._keep(response.json())
+                return
+            if _code(response) != "invalid_grant":
+                self._json(response)
+        await self.sign_in()
+
+    async def sign_in(self) -> None:
+        """A fresh token from the key alone (ES256) or a user-verified assertion (WebAuthn)."""
+        if self.state.binding == "es256":
+            body: dict[str, Any] = {"grantType": "device_key"}
+        else:
+            challenge = self._json(await self.request("POST", "/api/v1/token/webauthn-challenge"))
+            origin = f"{urlsplit(self.state.base_url).scheme}://{urlsplit(self.state.base_url).netloc}"
+            body = {"grantType": "webauthn",
+                    "webauthnAssertion": self.authenticator.authenticate(challenge["webauthnOptions"], origin)}
+        self._keep(self._json(await self.request("POST", "/api/v1/token", json=body)))
+
+    # the device ---------------------------------------------------------------------------------
+
+    async def whoami(self) -> dict[str, Any]:
+        return dict(await self.call("GET", "/api/v1/whoami"))
+
+    async def me(self) -> dict[str, Any]:
+        return dict(await self.call("GET", "/api/v1/me"))
+
+    async def acknowledge_wipe(self) -> None:
+        """Tell the server with the last token (it still proves who we are), then erase keys and tokens."""
+        response = await self.request("POST", "/api/v1/me/wipe-ack", auth=True)
+        self._json(response)
+        self.state.access_token = self.state.refresh_token = None
+        self.state.key = DeviceKey()
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("code", ""))
+    except ValueError:
+        return ""

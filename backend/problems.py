@@ -104,7 +104,6 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled_error", error_type=type(exc).__name__, route=_route(request))
-    import traceback; traceback.print_exc()  # DEBUGTMP
     return problem_response(request, _problem(ErrorCode.INTERNAL_ERROR, None, request))
 
 

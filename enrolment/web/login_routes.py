@@ -49,8 +49,7 @@ async def psc_callback(request: Request[Any, Any, Any], sessions: NamedDependenc
     params = request.query_params
     if web is None or not web.oidc_state:
         raise DomainError(ErrorCode.PSC_STATE_MISMATCH, "no login in progress, start again")
-    if params.get("error"):
-        raise DomainError(ErrorCode.PSC_ERROR, "Pro Santé Connect refused the login")
+    psc.check_callback(dict(params))
     login_result = await psc.complete(
         code=params.get("code", ""), state=params.get("state", ""), expected_state=web.oidc_state,
         nonce=web.oidc_nonce or "", code_verifier=web.oidc_verifier or "",

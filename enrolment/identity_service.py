@@ -69,6 +69,8 @@ class IdentityService:
                     membership = Membership(structure_id=structure.id, professional_id=professional.id,
                                             role=MembershipRole.MEMBER, status=MembershipStatus.PENDING)
                     session.add(membership)
+                elif membership.status == MembershipStatus.REMOVED:
+                    membership.status = MembershipStatus.PENDING  # asks again; the titulaire decides
                 if activity.is_titulaire:
                     membership.role = MembershipRole.TITULAIRE
                     membership.status = MembershipStatus.ACTIVE

@@ -70,7 +70,8 @@ class Professional(UUIDv7AuditBase):
 
     @property
     def display_name(self) -> str:
-        return f"{self.given_name} {self.family_name}".strip() or self.idnat
+        """French administrative form, whatever case PSC sent: "Hélène GARNIER"."""
+        return f"{self.given_name.title()} {self.family_name.upper()}".strip() or self.idnat
 
 
 class Structure(UUIDv7AuditBase):

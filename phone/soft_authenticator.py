@@ -103,6 +103,20 @@ class SoftAuthenticator:
                 "response": {"clientDataJSON": b64u(client_data), "attestationObject": b64u(attestation),
                              "transports": ["internal"]}}
 
+    def export(self) -> list[dict[str, Any]]:
+        """The credentials, to keep between CLI runs (a real authenticator never lets them out)."""
+        return [{"id": b64u(cid), "rpId": c.rp_id, "userHandle": b64u(c.user_handle), "count": c.count,
+                 "key": c.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()).decode()}
+                for cid, c in self.credentials.items()]
+
+    def load(self, exported: list[dict[str, Any]]) -> None:
+        for item in exported:
+            key = serialization.load_pem_private_key(item["key"].encode(), password=None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)  # noqa: S101 - our own file
+            self.credentials[_b64u_decode(item["id"])] = _Credential(key, item["rpId"],
+                                                                     _b64u_decode(item["userHandle"]), item["count"])
+
     def authenticate(self, options: dict[str, Any], origin: str) -> dict[str, Any]:
         """``navigator.credentials.get`` with user verification."""
         allowed = [_b64u_decode(c["id"]) for c in options.get("allowCredentials", [])] or list(self.credentials)

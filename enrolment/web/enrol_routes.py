@@ -36,7 +36,8 @@ def _owner(web: WebSession) -> WebOwner:
 def _context(enrolment: NamedDependency[EnrolmentService], rdv: Rendezvous) -> dict[str, Any]:
     context: dict[str, Any] = {"rdv": rdv, "nav": "enrol"}
     if rdv.state == RendezvousState.WAITING:
-        context["qr_svg_b64"] = qr_svg_base64(enrolment.qr_url(rdv))
+        context["qr_url"] = enrolment.qr_url(rdv)
+        context["qr_svg_b64"] = qr_svg_base64(context["qr_url"])
     return context
 
 

@@ -26,7 +26,7 @@ from contracts.errors import ErrorCode
 from core.audit import AuditTrail
 from core.db.engine import Database
 from core.db.models import Device, Professional
-from core.device_registry import SYSTEM, DeviceRegistry, RevokeReason
+from core.device_registry import DeviceRegistry
 from core.ephemeral import Ephemeral
 from core.errors import AuthError, DomainError
 from core.grants import mailbox_rights, scope_string
@@ -111,8 +111,9 @@ class DeviceTokens:
                                          target=str(outcome.family_id), details={"revoked": outcome.revoked},
                                          session=session)
         if isinstance(outcome, RefreshTokenReuse):
-            # Someone holds a copy of the token *and* the key: treat the device as compromised.
-            await self._registry.revoke(device.id, SYSTEM, RevokeReason.REFRESH_REUSED)
+            # The grant needs the device key too, so a reuse is most likely the phone retrying after a lost
+            # answer: the family dies (audited, visible to the titulaire) and the phone signs in again with
+            # its key (WebAuthn: with user verification). A stolen key is a revocation matter, not this one.
             raise outcome.error()
         return await self.mint(device.id, family_id=outcome.family_id, refresh_token=outcome.token)
 

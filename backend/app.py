@@ -7,6 +7,7 @@ receive them by name through dependency injection.
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,20 @@ WEB = Path(__file__).resolve().parent.parent / "enrolment" / "web"
 API_VERSION = "1.0.0"
 
 #: Services handed to route handlers by parameter name.
-SERVICES = ("settings", "db", "audit", "sessions", "enrolment", "teams", "identity", "devices",
-            "device_tokens", "authenticator", "signing_keys", "psc")
+SERVICES = (
+    "settings",
+    "db",
+    "audit",
+    "sessions",
+    "enrolment",
+    "teams",
+    "identity",
+    "devices",
+    "device_tokens",
+    "authenticator",
+    "signing_keys",
+    "psc",
+)
 
 
 def _service(name: str) -> Provide:
@@ -70,10 +83,15 @@ async def _device(request: Request[Any, Any, Any], state: State) -> Authenticate
 async def problem_doc(code: FromPath[str]) -> Template:
     """The page each problem ``type`` points to."""
     known = code in {c.value for c in ErrorCode}
-    return Template(template_name="problems.html",
-                    context={"web": None, "code": code if known else None,
-                             "status": STATUS[ErrorCode(code)] if known else None,
-                             "codes": sorted((c.value, STATUS[c]) for c in ErrorCode)})
+    return Template(
+        template_name="problems.html",
+        context={
+            "web": None,
+            "code": code if known else None,
+            "status": STATUS[ErrorCode(code)] if known else None,
+            "codes": sorted((c.value, STATUS[c]) for c in ErrorCode),
+        },
+    )
 
 
 def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient | None = None) -> Litestar:
@@ -84,29 +102,45 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
         container = await build_container(settings, psc_http=psc_http)
         app.state.container = container
         if settings.psc.sandbox:
-            from enrolment.sandbox_seed import seed_sandbox
+            from enrolment.sandbox_seed import seed_sandbox  # noqa: PLC0415 - dev only
 
             await seed_sandbox(container.db)
-        log.info("started", mode=settings.app.mode, db=container.db.dialect,
-                 store="redis" if settings.store.is_redis else "memory")
+        log.info(
+            "started",
+            mode=settings.app.mode,
+            db=container.db.dialect,
+            store="redis" if settings.store.is_redis else "memory",
+        )
 
     async def stop(app: Litestar) -> None:
         container: Container | None = getattr(app.state, "container", None)
         if container is not None:
             await container.close()
 
-    handlers: list[Any] = [health_router, device_api_router, enrolment_api_router, jwks, login_router,
-                           enrol_router, device_router, team_router, problem_doc,
-                           create_static_files_router(path="/static", directories=[WEB / "static"],
-                                                      include_in_schema=False)]
-    template_dirs = [WEB / "templates"]
+    handlers: list[Any] = [
+        health_router,
+        device_api_router,
+        enrolment_api_router,
+        jwks,
+        login_router,
+        enrol_router,
+        device_router,
+        team_router,
+        problem_doc,
+        create_static_files_router(path="/static", directories=[WEB / "static"], include_in_schema=False),
+    ]
+    template_dirs: list[Path | PathLike[Any] | str] = [WEB / "templates"]
     if settings.psc.sandbox:
-        from enrolment.psc_sandbox.router import create_psc_sandbox_router
+        from enrolment.psc_sandbox.router import create_psc_sandbox_router  # noqa: PLC0415 - dev only
 
-        handlers.append(create_psc_sandbox_router(
-            issuer=settings.psc.issuer, client_id=settings.psc.client_id,
-            client_secret=settings.psc.client_secret,
-            redirect_uris=(f"{settings.app.public_url.rstrip('/')}/auth/psc/callback",)))
+        handlers.append(
+            create_psc_sandbox_router(
+                issuer=settings.psc.issuer,
+                client_id=settings.psc.client_id,
+                client_secret=settings.psc.client_secret,
+                redirect_uris=(f"{settings.app.public_url.rstrip('/')}/auth/psc/callback",),
+            )
+        )
 
     dependencies = {name: _service(name) for name in SERVICES}
     dependencies["phone_key"] = Provide(_phone_key)
@@ -122,12 +156,20 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         request_max_body_size=256 * 1024,
         openapi_config=OpenAPIConfig(
-            title="mss-companion phone API", version=API_VERSION, path="/schema",
+            title="mss-companion phone API",
+            version=API_VERSION,
+            path="/schema",
             description="Device enrolment and device-bound (DPoP) API of mss-companion.",
-            components=Components(security_schemes={
-                "DPoP": SecurityScheme(type="http", scheme="DPoP",
-                                       description="Access token bound to the device key (RFC 9449); "
-                                                   "send a DPoP proof header with every call.")}),
+            components=Components(
+                security_schemes={
+                    "DPoP": SecurityScheme(
+                        type="http",
+                        scheme="DPoP",
+                        description="Access token bound to the device key (RFC 9449); "
+                        "send a DPoP proof header with every call.",
+                    )
+                }
+            ),
             security=[{"DPoP": []}],
         ),
         debug=False,

@@ -32,10 +32,13 @@ def serve(args: argparse.Namespace) -> None:
     settings = _settings()
     host = args.host or settings.app.host
     port = args.port or settings.app.port
-    print(f"mss-companion ({settings.app.mode}) on http://{host}:{port} — public URL {settings.app.public_url}",
-          file=sys.stderr)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False,
-                server_header=False)
+    print(
+        f"mss-companion ({settings.app.mode}) on http://{host}:{port} — public URL {settings.app.public_url}",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False, server_header=False
+    )
 
 
 def rotate_keys(_args: argparse.Namespace) -> None:
@@ -55,8 +58,11 @@ def verify_audit(args: argparse.Namespace) -> None:
             check = await AuditTrail(db).verify(args.chain)
         finally:
             await db.dispose()
-        print(json.dumps({"chain": check.chain, "events": check.events, "ok": check.ok,
-                          "firstBadSeq": check.first_bad_seq}))
+        print(
+            json.dumps(
+                {"chain": check.chain, "events": check.events, "ok": check.ok, "firstBadSeq": check.first_bad_seq}
+            )
+        )
         return check.ok
 
     raise SystemExit(0 if asyncio.run(run()) else 1)
@@ -72,7 +78,8 @@ def expire_devices(_args: argparse.Namespace) -> None:
         db = Database(settings.db)
         try:
             ids = await DeviceRegistry(db, AuditTrail(db)).expire_idle(
-                idle_days=settings.enrolment.device_idle_expiry_days)
+                idle_days=settings.enrolment.device_idle_expiry_days
+            )
         finally:
             await db.dispose()
         print(f"{len(ids)} idle device(s) revoked")

@@ -70,23 +70,32 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         ensure_dev_key(settings.tokens.signing_keys_dir)
     signing_keys = SigningKeys.load(settings.tokens.signing_keys_dir)
     origin = settings.app.origin
-    access = AccessTokenIssuer(signing_keys, issuer=origin, audience=f"{origin}/api",
-                               ttl_s=settings.tokens.access_ttl_s)
+    access = AccessTokenIssuer(
+        signing_keys, issuer=origin, audience=f"{origin}/api", ttl_s=settings.tokens.access_ttl_s
+    )
     nonces = DpopNonces(_derive(settings.app.secret_key, "dpop-nonce"), settings.tokens.dpop_nonce_window_s)
     revocations = DeviceRevocations.for_settings(ephemeral, settings.tokens)
-    authenticator = DeviceAuthenticator(settings=settings, access=access, nonces=nonces, replay=ephemeral,
-                                        revocations=revocations)
+    authenticator = DeviceAuthenticator(
+        settings=settings, access=access, nonces=nonces, replay=ephemeral, revocations=revocations
+    )
     devices = DeviceRegistry(db, audit)
 
     async def deny(device: Device, _reason: str) -> None:
         await revocations.revoke(device.id)
 
     devices.on_revoked(deny)
-    device_tokens = DeviceTokens(settings=settings, db=db, audit=audit, access=access,
-                                 refresh=RefreshTokens(ttl_s=settings.tokens.refresh_ttl_s), registry=devices,
-                                 ephemeral=ephemeral)
-    enrolment = EnrolmentService(settings=settings, ephemeral=ephemeral, db=db, audit=audit,
-                                 mint_tokens=device_tokens.mint)
+    device_tokens = DeviceTokens(
+        settings=settings,
+        db=db,
+        audit=audit,
+        access=access,
+        refresh=RefreshTokens(ttl_s=settings.tokens.refresh_ttl_s),
+        registry=devices,
+        ephemeral=ephemeral,
+    )
+    enrolment = EnrolmentService(
+        settings=settings, ephemeral=ephemeral, db=db, audit=audit, mint_tokens=device_tokens.mint
+    )
     teams = TeamService(db, audit)
 
     async def refresh_scopes(professional_id: uuid.UUID) -> None:
@@ -94,10 +103,23 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
             await revocations.mark_stale(device.id)
 
     teams.on_grants_changed(refresh_scopes)
-    psc = PscClient(settings.psc, redirect_uri=f"{settings.app.public_url.rstrip('/')}/auth/psc/callback",
-                    http=psc_http)
+    psc = PscClient(
+        settings.psc, redirect_uri=f"{settings.app.public_url.rstrip('/')}/auth/psc/callback", http=psc_http
+    )
     return Container(
-        settings=settings, db=db, ephemeral=ephemeral, audit=audit, signing_keys=signing_keys, access=access,
-        revocations=revocations, authenticator=authenticator, devices=devices, device_tokens=device_tokens,
-        enrolment=enrolment, teams=teams, identity=IdentityService(db, audit),
-        sessions=SessionStore(ephemeral, settings.session), psc=psc)
+        settings=settings,
+        db=db,
+        ephemeral=ephemeral,
+        audit=audit,
+        signing_keys=signing_keys,
+        access=access,
+        revocations=revocations,
+        authenticator=authenticator,
+        devices=devices,
+        device_tokens=device_tokens,
+        enrolment=enrolment,
+        teams=teams,
+        identity=IdentityService(db, audit),
+        sessions=SessionStore(ephemeral, settings.session),
+        psc=psc,
+    )

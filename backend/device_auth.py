@@ -34,8 +34,15 @@ class AuthenticatedDevice:
 
 
 class DeviceAuthenticator:
-    def __init__(self, *, settings: Settings, access: AccessTokenIssuer, nonces: DpopNonces,
-                 replay: Ephemeral, revocations: DeviceRevocations) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        access: AccessTokenIssuer,
+        nonces: DpopNonces,
+        replay: Ephemeral,
+        revocations: DeviceRevocations,
+    ) -> None:
         self._origin = settings.app.origin
         self._tokens = settings.tokens
         self._access = access
@@ -54,12 +61,20 @@ class DeviceAuthenticator:
     async def proof(self, request: Request[Any, Any, Any]) -> PhoneKey:
         """A DPoP proof without a token: enrolment and the token endpoint."""
         verified = await verify_dpop_proof(
-            proof=self._dpop_header(request), method=request.method, url=self._url(request), access_token=None,
-            nonces=self.nonces, replay=self._replay, max_age_s=self._tokens.dpop_max_age_s,
-            skew_s=self._tokens.clock_skew_s)
+            proof=self._dpop_header(request),
+            method=request.method,
+            url=self._url(request),
+            access_token=None,
+            nonces=self.nonces,
+            replay=self._replay,
+            max_age_s=self._tokens.dpop_max_age_s,
+            skew_s=self._tokens.clock_skew_s,
+        )
         return PhoneKey(jkt=verified.jkt, jwk=dict(verified.jwk))
 
-    async def authenticate(self, request: Request[Any, Any, Any], *, allow_revoked: bool = False) -> AuthenticatedDevice:
+    async def authenticate(
+        self, request: Request[Any, Any, Any], *, allow_revoked: bool = False
+    ) -> AuthenticatedDevice:
         """Token + proof + denylist. ``allow_revoked`` serves the wipe acknowledgement only."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if not token:
@@ -69,12 +84,23 @@ class DeviceAuthenticator:
             raise AuthError(ErrorCode.DPOP_REQUIRED, "use the DPoP authorization scheme")
         verified = self._access.verify(token.strip(), skew_s=self._tokens.clock_skew_s)
         proof = await verify_dpop_proof(
-            proof=self._dpop_header(request), method=request.method, url=self._url(request),
-            access_token=token.strip(), nonces=self.nonces, replay=self._replay,
-            max_age_s=self._tokens.dpop_max_age_s, skew_s=self._tokens.clock_skew_s, expected_jkt=verified.jkt)
+            proof=self._dpop_header(request),
+            method=request.method,
+            url=self._url(request),
+            access_token=token.strip(),
+            nonces=self.nonces,
+            replay=self._replay,
+            max_age_s=self._tokens.dpop_max_age_s,
+            skew_s=self._tokens.clock_skew_s,
+            expected_jkt=verified.jkt,
+        )
         if not allow_revoked:
             await self._revocations.check(verified)
         return AuthenticatedDevice(
-            device_id=uuid.UUID(verified.device_id), idnat=verified.idnat,
+            device_id=uuid.UUID(verified.device_id),
+            idnat=verified.idnat,
             structure_id=uuid.UUID(verified.structure_id) if verified.structure_id else None,
-            scopes=verified.scopes, token=verified, proof=proof)
+            scopes=verified.scopes,
+            token=verified,
+            proof=proof,
+        )

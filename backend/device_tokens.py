@@ -37,8 +37,17 @@ CHALLENGE_TTL_S = 120
 
 
 class DeviceTokens:
-    def __init__(self, *, settings: Settings, db: Database, audit: AuditTrail, access: AccessTokenIssuer,
-                 refresh: RefreshTokens, registry: DeviceRegistry, ephemeral: Ephemeral) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        audit: AuditTrail,
+        access: AccessTokenIssuer,
+        refresh: RefreshTokens,
+        registry: DeviceRegistry,
+        ephemeral: Ephemeral,
+    ) -> None:
         self._settings = settings
         self._db = db
         self._audit = audit
@@ -47,8 +56,9 @@ class DeviceTokens:
         self._registry = registry
         self._eph = ephemeral
 
-    async def mint(self, device_id: uuid.UUID, *, family_id: uuid.UUID | None = None,
-                   refresh_token: str | None = None) -> TokenResponse:
+    async def mint(
+        self, device_id: uuid.UUID, *, family_id: uuid.UUID | None = None, refresh_token: str | None = None
+    ) -> TokenResponse:
         """Issue an access token (and a refresh token unless a rotated one is given)."""
         async with self._db.transaction() as session:
             device = await session.get(Device, device_id)
@@ -56,20 +66,37 @@ class DeviceTokens:
                 raise AuthError(ErrorCode.DEVICE_REVOKED, "device revoked", wipe=True)
             self._refuse_idle(device)
             professional = await session.get(Professional, device.professional_id)
-            rights = await mailbox_rights(session, professional_id=device.professional_id,
-                                          structure_id=device.structure_id)
+            rights = await mailbox_rights(
+                session, professional_id=device.professional_id, structure_id=device.structure_id
+            )
             access = self._access.issue(
-                device_id=str(device.id), professional_idnat=professional.idnat if professional else "",
-                jkt=device.jkt, scopes=scope_string(rights),
-                structure_id=str(device.structure_id) if device.structure_id else None)
+                device_id=str(device.id),
+                professional_idnat=professional.idnat if professional else "",
+                jkt=device.jkt,
+                scopes=scope_string(rights),
+                structure_id=str(device.structure_id) if device.structure_id else None,
+            )
             if refresh_token is None:
                 refresh_token = await self._refresh.issue(session, device_id=device.id, family_id=family_id)
             device.last_seen_at = dt.datetime.now(dt.UTC)
-            await self._audit.record("token.issued", actor=None, actor_kind="device",
-                                     structure_id=device.structure_id, device_id=device.id,
-                                     target=access.jti, details={"mailboxes": len(rights)}, session=session)
-        return TokenResponse(access_token=access.token, token_type="DPoP", expires_in=access.expires_in,
-                             refresh_token=refresh_token, scope=access.scope, device_id=str(device_id))
+            await self._audit.record(
+                "token.issued",
+                actor=None,
+                actor_kind="device",
+                structure_id=device.structure_id,
+                device_id=device.id,
+                target=access.jti,
+                details={"mailboxes": len(rights)},
+                session=session,
+            )
+        return TokenResponse(
+            access_token=access.token,
+            token_type="DPoP",  # noqa: S106 - a token type, not a secret
+            expires_in=access.expires_in,
+            refresh_token=refresh_token,
+            scope=access.scope,
+            device_id=str(device_id),
+        )
 
     def _refuse_idle(self, device: Device) -> None:
         idle = dt.timedelta(days=self._settings.enrolment.device_idle_expiry_days)
@@ -106,10 +133,16 @@ class DeviceTokens:
         async with self._db.transaction() as session:
             outcome = await self._refresh.rotate(session, presented=presented, device_id=device.id)
             if isinstance(outcome, RefreshTokenReuse):
-                await self._audit.record("token.refresh_reused", actor=None, actor_kind="system",
-                                         structure_id=device.structure_id, device_id=device.id,
-                                         target=str(outcome.family_id), details={"revoked": outcome.revoked},
-                                         session=session)
+                await self._audit.record(
+                    "token.refresh_reused",
+                    actor=None,
+                    actor_kind="system",
+                    structure_id=device.structure_id,
+                    device_id=device.id,
+                    target=str(outcome.family_id),
+                    details={"revoked": outcome.revoked},
+                    session=session,
+                )
         if isinstance(outcome, RefreshTokenReuse):
             # The grant needs the device key too, so a reuse is most likely the phone retrying after a lost
             # answer: the family dies (audited, visible to the titulaire) and the phone signs in again with
@@ -124,9 +157,12 @@ class DeviceTokens:
         challenge = secrets.token_bytes(32)
         await self._eph.set(f"wa:token:{device.id}", challenge, CHALLENGE_TTL_S)
         options = generate_authentication_options(
-            rp_id=self._settings.app.rp_id, challenge=challenge, timeout=CHALLENGE_TTL_S * 1000,
+            rp_id=self._settings.app.rp_id,
+            challenge=challenge,
+            timeout=CHALLENGE_TTL_S * 1000,
             allow_credentials=[PublicKeyCredentialDescriptor(id=device.webauthn_credential_id)],
-            user_verification=UserVerificationRequirement.REQUIRED)
+            user_verification=UserVerificationRequirement.REQUIRED,
+        )
         return WebauthnChallenge(challenge=b64u(challenge), webauthn_options=json.loads(options_to_json(options)))
 
     async def _verify_assertion(self, device: Device, assertion: dict[str, Any] | None) -> None:
@@ -137,10 +173,14 @@ class DeviceTokens:
             raise AuthError(ErrorCode.INVALID_GRANT, "ask for a WebAuthn challenge first")
         try:
             verified = verify_authentication_response(
-                credential=assertion, expected_challenge=challenge, expected_rp_id=self._settings.app.rp_id,
+                credential=assertion,
+                expected_challenge=challenge,
+                expected_rp_id=self._settings.app.rp_id,
                 expected_origin=[self._settings.app.origin, *self._settings.enrolment.extra_origins],
                 credential_public_key=device.webauthn_public_key or b"",
-                credential_current_sign_count=device.webauthn_sign_count, require_user_verification=True)
+                credential_current_sign_count=device.webauthn_sign_count,
+                require_user_verification=True,
+            )
         except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
             raise AuthError(ErrorCode.INVALID_GRANT, "the WebAuthn assertion does not verify") from exc
         async with self._db.transaction() as session:

@@ -25,11 +25,15 @@ async def ready(state: State) -> Response[dict[str, str]]:
             async with asyncio.timeout(2):
                 await probe()
             checks[name] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:
             checks[name] = type(exc).__name__
     if any(v != "ok" for v in checks.values()):
-        raise DomainError(ErrorCode.SERVICE_UNAVAILABLE, "; ".join(f"{k}: {v}" for k, v in checks.items()),
-                          retry_after=5, headers={"Retry-After": "5"})
+        raise DomainError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "; ".join(f"{k}: {v}" for k, v in checks.items()),
+            retry_after=5,
+            headers={"Retry-After": "5"},
+        )
     return Response({"status": "ok", **checks})
 
 

@@ -14,8 +14,10 @@ def page_headers(psc_issuer: str) -> list[tuple[bytes, bytes]]:
     """Strict CSP; forms may only post here, and logout may redirect to PSC's end-session page."""
     parts = urlsplit(psc_issuer)
     psc_origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
-    csp = ("default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
-           f"form-action 'self' {psc_origin}; frame-ancestors 'none'; base-uri 'none'").replace("  ", " ")
+    csp = (
+        "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+        f"form-action 'self' {psc_origin}; frame-ancestors 'none'; base-uri 'none'"
+    ).replace("  ", " ")
     return [
         (b"content-security-policy", csp.encode()),
         (b"x-content-type-options", b"nosniff"),
@@ -27,7 +29,7 @@ def page_headers(psc_issuer: str) -> list[tuple[bytes, bytes]]:
 
 def headers_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]  # lifespan scopes exist too
             await app(scope, receive, send)
             return
         path: str = scope["path"]

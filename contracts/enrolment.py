@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -97,18 +100,11 @@ class TokenResponse(msgspec.Struct, rename="camel"):
 
 def check_code(secret: bytes, jkt: str, digits: int) -> str:
     """The short code both screens show: derived from the QR secret and the claiming key."""
-    import hashlib
-    import hmac
-
     mac = hmac.new(secret, f"mssc-check|{jkt}".encode(), hashlib.sha256).digest()
     return str(int.from_bytes(mac[:8], "big") % (10**digits)).zfill(digits)
 
 
 def claim_proof(secret: bytes, rendezvous_id: str, jkt: str) -> str:
     """What ``ClaimRequest.secret_proof`` must hold (computed by the phone, checked by the server)."""
-    import base64
-    import hashlib
-    import hmac
-
     mac = hmac.new(secret, f"mssc-claim|{rendezvous_id}|{jkt}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()

@@ -88,31 +88,39 @@ class AuditTrail:
         if bad:
             raise ValueError(f"audit details may not carry {sorted(bad)}")
         chain = str(structure_id) if structure_id else GLOBAL_CHAIN
+        event = AuditEvent(
+            chain=chain,
+            action=action,
+            actor_kind=actor_kind,
+            actor=actor,
+            structure_id=str(structure_id) if structure_id else None,
+            device_id=str(device_id) if device_id else None,
+            target=target,
+            details=clean,
+        )
         lock = self._locks.setdefault(chain, asyncio.Lock())
         async with lock:
             if session is not None:
-                return await self._append(session, chain, action, actor, actor_kind, structure_id,
-                                          device_id, target, clean)
+                return await self._append(session, event)
             async with self._db.transaction() as own:
-                return await self._append(own, chain, action, actor, actor_kind, structure_id,
-                                          device_id, target, clean)
+                return await self._append(own, event)
 
-    async def _append(self, session: AsyncSession, chain: str, action: str, actor: str | None,
-                      actor_kind: str, structure_id: uuid.UUID | str | None,
-                      device_id: uuid.UUID | str | None, target: str | None,
-                      details: dict[str, Any]) -> AuditEvent:
+    async def _append(self, session: AsyncSession, event: AuditEvent) -> AuditEvent:
+        """Give the event its place in its chain: sequence number, time, previous hash, own hash."""
         if self._db.dialect == "postgresql":
             # Serialise writers of this chain across processes until the transaction ends.
-            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _chain_lock_key(chain)})
-        head = (await session.execute(
-            select(AuditEvent.seq, AuditEvent.hash).where(AuditEvent.chain == chain)
-            .order_by(AuditEvent.seq.desc()).limit(1))).first()
-        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        event = AuditEvent(
-            chain=chain, seq=seq, at=dt.datetime.now(dt.UTC), action=action, actor_kind=actor_kind,
-            actor=actor, structure_id=str(structure_id) if structure_id else None,
-            device_id=str(device_id) if device_id else None, target=target, details=details,
-            prev_hash=prev, hash="")
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _chain_lock_key(event.chain)})
+        head = (
+            await session.execute(
+                select(AuditEvent.seq, AuditEvent.hash)
+                .where(AuditEvent.chain == event.chain)
+                .order_by(AuditEvent.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        event.seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        event.at = dt.datetime.now(dt.UTC)
+        event.prev_hash = prev
         event.hash = chain_hash(prev, event)
         session.add(event)
         await session.flush()
@@ -123,7 +131,8 @@ class AuditTrail:
         prev, count, expected_seq = GENESIS, 0, 1
         async with self._db.read() as session:
             rows = await session.stream_scalars(
-                select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq))
+                select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)
+            )
             async for event in rows:
                 count += 1
                 if event.seq != expected_seq or event.prev_hash != prev or chain_hash(prev, event) != event.hash:
@@ -142,15 +151,24 @@ class AuditTrail:
         """Every event of a chain, one JSON object a line, with its hashes (verifiable offline)."""
         async with self._db.read() as session:
             rows = await session.stream_scalars(
-                select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq))
+                select(AuditEvent).where(AuditEvent.chain == chain).order_by(AuditEvent.seq)
+            )
             async for event in rows:
                 yield msgspec.json.encode(event_record(event)) + b"\n"
 
 
 def event_record(event: AuditEvent) -> dict[str, Any]:
     return {
-        "chain": event.chain, "seq": event.seq, "at": event.at.isoformat(), "action": event.action,
-        "actorKind": event.actor_kind, "actor": event.actor, "structureId": event.structure_id,
-        "deviceId": event.device_id, "target": event.target, "details": event.details,
-        "prevHash": event.prev_hash, "hash": event.hash,
+        "chain": event.chain,
+        "seq": event.seq,
+        "at": event.at.isoformat(),
+        "action": event.action,
+        "actorKind": event.actor_kind,
+        "actor": event.actor,
+        "structureId": event.structure_id,
+        "deviceId": event.device_id,
+        "target": event.target,
+        "details": event.details,
+        "prevHash": event.prev_hash,
+        "hash": event.hash,
     }

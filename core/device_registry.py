@@ -66,9 +66,15 @@ class DeviceRegistry:
 
     async def of_professionals(self, professional_ids: Sequence[uuid.UUID]) -> list[Device]:
         async with self._db.read() as session:
-            return list((await session.scalars(
-                select(Device).where(Device.professional_id.in_(professional_ids), Device.revoked_at.is_(None))
-                .order_by(Device.created_at.desc()))).all())
+            return list(
+                (
+                    await session.scalars(
+                        select(Device)
+                        .where(Device.professional_id.in_(professional_ids), Device.revoked_at.is_(None))
+                        .order_by(Device.created_at.desc())
+                    )
+                ).all()
+            )
 
     async def get(self, device_id: uuid.UUID) -> Device:
         async with self._db.read() as session:
@@ -83,8 +89,14 @@ class DeviceRegistry:
             if device is None or device.professional_id != actor.professional_id or device.revoked_at:
                 raise NotFoundError(ErrorCode.DEVICE_NOT_FOUND, "no such device")
             device.name = name
-            await self._audit.record("device.renamed", actor=actor.idnat, structure_id=device.structure_id,
-                                     device_id=device.id, target=str(device.id), session=session)
+            await self._audit.record(
+                "device.renamed",
+                actor=actor.idnat,
+                structure_id=device.structure_id,
+                device_id=device.id,
+                target=str(device.id),
+                session=session,
+            )
         return device
 
     async def revoke(self, device_id: uuid.UUID, actor: Actor, reason: str) -> Device:
@@ -98,16 +110,25 @@ class DeviceRegistry:
             device.revoked_at = dt.datetime.now(dt.UTC)
             device.revoked_by = actor.professional_id
             device.revoke_reason = reason
-            await session.execute(update(RefreshToken).where(
-                RefreshToken.device_id == device_id, RefreshToken.revoked_at.is_(None))
-                .values(revoked_at=device.revoked_at))
-            await self._audit.record("device.revoked", actor=actor.idnat, actor_kind=actor.kind,
-                                     structure_id=device.structure_id, device_id=device.id,
-                                     target=str(device.id), details={"reason": reason}, session=session)
+            await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.device_id == device_id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=device.revoked_at)
+            )
+            await self._audit.record(
+                "device.revoked",
+                actor=actor.idnat,
+                actor_kind=actor.kind,
+                structure_id=device.structure_id,
+                device_id=device.id,
+                target=str(device.id),
+                details={"reason": reason},
+                session=session,
+            )
         for hook in self._on_revoked:
             try:
                 await hook(device, reason)
-            except Exception as exc:  # noqa: BLE001 - a hook failing must not undo the revocation
+            except Exception as exc:
                 log.error("revocation_hook_failed", device_id=str(device.id), error_type=type(exc).__name__)
         return device
 
@@ -118,24 +139,38 @@ class DeviceRegistry:
                 raise NotFoundError(ErrorCode.DEVICE_NOT_FOUND, "no revoked device to wipe")
             if device.wipe_acknowledged_at is None:
                 device.wipe_acknowledged_at = dt.datetime.now(dt.UTC)
-                await self._audit.record("device.wipe_acknowledged", actor=None, actor_kind="device",
-                                         structure_id=device.structure_id, device_id=device.id,
-                                         target=str(device.id), session=session)
+                await self._audit.record(
+                    "device.wipe_acknowledged",
+                    actor=None,
+                    actor_kind="device",
+                    structure_id=device.structure_id,
+                    device_id=device.id,
+                    target=str(device.id),
+                    session=session,
+                )
 
     async def touch(self, device_id: uuid.UUID) -> None:
         """Record use, at most once a minute per device (callers throttle)."""
         async with self._db.transaction() as session:
-            await session.execute(update(Device).where(Device.id == device_id)
-                                  .values(last_seen_at=dt.datetime.now(dt.UTC)))
+            await session.execute(
+                update(Device).where(Device.id == device_id).values(last_seen_at=dt.datetime.now(dt.UTC))
+            )
 
     async def expire_idle(self, *, idle_days: int) -> list[uuid.UUID]:
         """Revoke devices unused for ``idle_days`` (never used: counted from enrolment)."""
         cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=idle_days)
         async with self._db.read() as session:
-            ids = list((await session.scalars(select(Device.id).where(
-                Device.revoked_at.is_(None),
-                ((Device.last_seen_at.is_not(None)) & (Device.last_seen_at < cutoff))
-                | ((Device.last_seen_at.is_(None)) & (Device.created_at < cutoff))))).all())
+            ids = list(
+                (
+                    await session.scalars(
+                        select(Device.id).where(
+                            Device.revoked_at.is_(None),
+                            ((Device.last_seen_at.is_not(None)) & (Device.last_seen_at < cutoff))
+                            | ((Device.last_seen_at.is_(None)) & (Device.created_at < cutoff)),
+                        )
+                    )
+                ).all()
+            )
         for device_id in ids:
             await self.revoke(device_id, SYSTEM, RevokeReason.IDLE_EXPIRED)
         return ids

@@ -47,8 +47,7 @@ class Ephemeral(ABC):
         """Increment a counter; the first increment starts its ``ttl_s`` window."""
 
     @abstractmethod
-    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes,
-                              ttl_s: float | None = None) -> bool:
+    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes, ttl_s: float | None = None) -> bool:
         """Replace ``expected`` by ``value`` atomically; ``ttl_s=None`` keeps the current expiry."""
 
     @abstractmethod
@@ -137,8 +136,7 @@ class MemoryEphemeral(Ephemeral):
         self._data[key] = (str(count).encode(), item[1])
         return count
 
-    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes,
-                              ttl_s: float | None = None) -> bool:
+    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes, ttl_s: float | None = None) -> bool:
         item = self._alive(key)
         if (None if item is None else item[0]) != expected:
             return False
@@ -203,12 +201,12 @@ class RedisEphemeral(Ephemeral):
         return f"{self._ns}:{key}"
 
     async def get(self, key: str) -> bytes | None:
-        return await self._r.get(self._k(key))  # type: ignore[no-any-return]
+        return _bytes(await self._r.get(self._k(key)))
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return await self._r.mget([self._k(k) for k in keys])  # type: ignore[no-any-return]
+        return [_bytes(v) for v in await self._r.mget([self._k(k) for k in keys])]
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         await self._r.set(self._k(key), value, px=None if ttl_s is None else max(1, int(ttl_s * 1000)))
@@ -220,15 +218,18 @@ class RedisEphemeral(Ephemeral):
         await self._r.delete(self._k(key))
 
     async def take(self, key: str) -> bytes | None:
-        return await self._r.getdel(self._k(key))  # type: ignore[no-any-return]
+        return _bytes(await self._r.getdel(self._k(key)))
 
     async def incr(self, key: str, ttl_s: float) -> int:
         return int(await self._incr(keys=[self._k(key)], args=[max(1, int(ttl_s * 1000))]))
 
-    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes,
-                              ttl_s: float | None = None) -> bool:
-        args = [expected or b"", value, 0 if ttl_s is None else max(1, int(ttl_s * 1000)),
-                "1" if expected is None else "0"]
+    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes, ttl_s: float | None = None) -> bool:
+        args: list[bytes | str | int] = [
+            expected or b"",
+            value,
+            0 if ttl_s is None else max(1, int(ttl_s * 1000)),
+            "1" if expected is None else "0",
+        ]
         return bool(await self._cas(keys=[self._k(key)], args=args))
 
     async def ttl(self, key: str) -> float | None:
@@ -249,6 +250,11 @@ class RedisEphemeral(Ephemeral):
 
     async def close(self) -> None:
         await self._r.aclose()
+
+
+def _bytes(value: bytes | str | None) -> bytes | None:
+    """The client runs without ``decode_responses``: values are bytes (str only if misconfigured)."""
+    return value.encode() if isinstance(value, str) else value
 
 
 def create_ephemeral(url: str, namespace: str) -> Ephemeral:

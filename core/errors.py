@@ -58,5 +58,6 @@ class ConflictError(DomainError):
 
 class RateLimitedError(DomainError):
     def __init__(self, retry_after: int, detail: str | None = None) -> None:
-        super().__init__(ErrorCode.RATE_LIMITED, detail, retry_after=retry_after,
-                         headers={"Retry-After": str(retry_after)})
+        super().__init__(
+            ErrorCode.RATE_LIMITED, detail, retry_after=retry_after, headers={"Retry-After": str(retry_after)}
+        )

@@ -33,26 +33,41 @@ class MailboxRight:
         return out
 
 
-async def mailbox_rights(session: AsyncSession, *, professional_id: uuid.UUID,
-                         structure_id: uuid.UUID | None) -> list[MailboxRight]:
+async def mailbox_rights(
+    session: AsyncSession, *, professional_id: uuid.UUID, structure_id: uuid.UUID | None
+) -> list[MailboxRight]:
     rights = [
         MailboxRight(m.id, m.address, m.kind, True, True)
-        for m in (await session.scalars(select(Mailbox).where(
-            Mailbox.professional_id == professional_id, Mailbox.kind == MailboxKind.NOMINATIVE)
-            .order_by(Mailbox.address))).all()
+        for m in (
+            await session.scalars(
+                select(Mailbox)
+                .where(Mailbox.professional_id == professional_id, Mailbox.kind == MailboxKind.NOMINATIVE)
+                .order_by(Mailbox.address)
+            )
+        ).all()
     ]
     if structure_id is None:
         return rights
-    rows = (await session.execute(
-        select(Mailbox, MailboxGrant)
-        .join(MailboxGrant, MailboxGrant.mailbox_id == Mailbox.id)
-        .join(Membership, (Membership.structure_id == Mailbox.structure_id)
-              & (Membership.professional_id == MailboxGrant.professional_id))
-        .where(MailboxGrant.professional_id == professional_id, Mailbox.structure_id == structure_id,
-               Membership.status == MembershipStatus.ACTIVE)
-        .order_by(Mailbox.address))).all()
-    rights += [MailboxRight(m.id, m.address, m.kind, g.can_read, g.can_send)
-               for m, g in rows if g.can_read or g.can_send]
+    rows = (
+        await session.execute(
+            select(Mailbox, MailboxGrant)
+            .join(MailboxGrant, MailboxGrant.mailbox_id == Mailbox.id)
+            .join(
+                Membership,
+                (Membership.structure_id == Mailbox.structure_id)
+                & (Membership.professional_id == MailboxGrant.professional_id),
+            )
+            .where(
+                MailboxGrant.professional_id == professional_id,
+                Mailbox.structure_id == structure_id,
+                Membership.status == MembershipStatus.ACTIVE,
+            )
+            .order_by(Mailbox.address)
+        )
+    ).all()
+    rights += [
+        MailboxRight(m.id, m.address, m.kind, g.can_read, g.can_send) for m, g in rows if g.can_read or g.can_send
+    ]
     return rights
 
 

@@ -15,11 +15,36 @@ from typing import Any
 import structlog
 
 #: Keys whose values are never logged, whatever the call site passes.
-SENSITIVE_KEYS = frozenset({
-    "subject", "sender", "from", "to", "cc", "bcc", "recipient", "recipients", "body", "text", "html",
-    "filename", "patient", "address", "email", "password", "secret", "token", "access_token",
-    "refresh_token", "id_token", "code", "authorization", "cookie", "dpop", "check_code",
-})
+SENSITIVE_KEYS = frozenset(
+    {
+        "subject",
+        "sender",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "recipient",
+        "recipients",
+        "body",
+        "text",
+        "html",
+        "filename",
+        "patient",
+        "address",
+        "email",
+        "password",
+        "secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "code",
+        "authorization",
+        "cookie",
+        "dpop",
+        "check_code",
+    }
+)
 
 
 def redact_event(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -166,8 +166,11 @@ class Settings:
         ``overrides`` take group objects (``db=DatabaseSettings(...)``), which tests use.
         """
         env = os.environ if environ is None else environ
-        known = {f"{PREFIX}{g.name.upper()}_{f.name.upper()}" for g in dataclasses.fields(cls)
-                 for f in dataclasses.fields(_group_type(g))}
+        known = {
+            f"{PREFIX}{g.name.upper()}_{f.name.upper()}"
+            for g in dataclasses.fields(cls)
+            for f in dataclasses.fields(_group_type(g))
+        }
         unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known)
         if unknown:
             raise SettingsError(f"unknown setting(s): {', '.join(unknown)}")
@@ -180,27 +183,25 @@ class Settings:
         settings = cls(**groups)
         return settings.checked()
 
+    def _production_problems(self) -> list[str]:
+        app, psc = self.app, self.psc
+        required = [
+            (len(app.secret_key) < 32, "MSSC_APP_SECRET_KEY (at least 32 characters) is required in production"),
+            (psc.sandbox, "MSSC_PSC_SANDBOX must be false in production (the PSC sandbox is dev only)"),
+            (not psc.sandbox and not psc.issuer, "MSSC_PSC_ISSUER is required"),
+            (not psc.client_secret, "MSSC_PSC_CLIENT_SECRET is required in production"),
+            (not self.db.url, "MSSC_DB_URL is required in production"),
+            (not self.tokens.signing_keys_dir, "MSSC_TOKENS_SIGNING_KEYS_DIR is required in production"),
+            (not app.public_url.startswith("https://"), "MSSC_APP_PUBLIC_URL must be https in production"),
+            (not self.session.cookie_secure, "MSSC_SESSION_COOKIE_SECURE cannot be false in production"),
+        ]
+        return [message for failed, message in required if failed]
+
     def checked(self) -> Settings:
         """Fill dev-only defaults and refuse what production must not run with."""
         app = self.app
         if app.is_production:
-            problems = []
-            if not app.secret_key or len(app.secret_key) < 32:
-                problems.append("MSSC_APP_SECRET_KEY (at least 32 characters) is required in production")
-            if self.psc.sandbox:
-                problems.append("MSSC_PSC_SANDBOX must be false in production (the PSC sandbox is dev only)")
-            if not self.psc.sandbox and not self.psc.issuer:
-                problems.append("MSSC_PSC_ISSUER is required")
-            if not self.psc.client_secret:
-                problems.append("MSSC_PSC_CLIENT_SECRET is required in production")
-            if not self.db.url:
-                problems.append("MSSC_DB_URL is required in production")
-            if not self.tokens.signing_keys_dir:
-                problems.append("MSSC_TOKENS_SIGNING_KEYS_DIR is required in production")
-            if not app.public_url.startswith("https://"):
-                problems.append("MSSC_APP_PUBLIC_URL must be https in production")
-            if not self.session.cookie_secure:
-                problems.append("MSSC_SESSION_COOKIE_SECURE cannot be false in production")
+            problems = self._production_problems()
             if problems:
                 raise SettingsError("; ".join(problems))
             return self
@@ -237,7 +238,7 @@ def _read_group(kind: type[T], prefix: str, env: Mapping[str, str]) -> T:
     return kind(**values)
 
 
-def _parse(name: str, raw: str, hint: Any) -> Any:
+def _parse(name: str, raw: str, hint: Any) -> Any:  # noqa: PLR0911 - one return per type
     origin = get_origin(hint)
     try:
         if hint is bool:

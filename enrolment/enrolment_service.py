@@ -65,8 +65,9 @@ class WebOwner:
 
 
 class EnrolmentService:
-    def __init__(self, *, settings: Settings, ephemeral: Ephemeral, db: Database, audit: AuditTrail,
-                 mint_tokens: MintTokens) -> None:
+    def __init__(
+        self, *, settings: Settings, ephemeral: Ephemeral, db: Database, audit: AuditTrail, mint_tokens: MintTokens
+    ) -> None:
         self._settings = settings
         self._cfg = settings.enrolment
         self._eph = ephemeral
@@ -82,10 +83,12 @@ class EnrolmentService:
         return f"{self._settings.app.public_url.rstrip('/')}{QR_PATH_PREFIX}{rdv.id}#{rdv.secret}"
 
     async def open(self, owner: WebOwner) -> Rendezvous:
-        rdv = await self.store.open(professional_id=owner.professional_id, structure_id=owner.structure_id,
-                                    web_session=owner.web_session)
-        await self._audit.record("enrolment.opened", actor=owner.idnat, structure_id=owner.structure_id,
-                                 target=rdv.id[:8])
+        rdv = await self.store.open(
+            professional_id=owner.professional_id, structure_id=owner.structure_id, web_session=owner.web_session
+        )
+        await self._audit.record(
+            "enrolment.opened", actor=owner.idnat, structure_id=owner.structure_id, target=rdv.id[:8]
+        )
         return rdv
 
     async def for_owner(self, rendezvous_id: str, owner: WebOwner) -> Rendezvous:
@@ -105,22 +108,26 @@ class EnrolmentService:
             if not accept:
                 return msgspec.structs.replace(rdv, state=RendezvousState.REJECTED)
             if rdv.state == RendezvousState.BOUND:
-                return msgspec.structs.replace(rdv, confirmed=True, state=RendezvousState.CONFIRMED,
-                                               device_id=str(uuid.uuid4()))
+                return msgspec.structs.replace(
+                    rdv, confirmed=True, state=RendezvousState.CONFIRMED, device_id=str(uuid.uuid4())
+                )
             return msgspec.structs.replace(rdv, confirmed=True)
 
         rdv = await self.store.update(rendezvous_id, change)
-        await self._audit.record("enrolment.confirmed" if accept else "enrolment.refused",
-                                 actor=owner.idnat, structure_id=rdv.structure_id, target=rdv.id[:8],
-                                 details={"deviceName": rdv.device_name or ""})
+        await self._audit.record(
+            "enrolment.confirmed" if accept else "enrolment.refused",
+            actor=owner.idnat,
+            structure_id=rdv.structure_id,
+            target=rdv.id[:8],
+            details={"deviceName": rdv.device_name or ""},
+        )
         if rdv.state == RendezvousState.CONFIRMED:
             await self._create_device(rdv)
         return rdv
 
     # phone side -------------------------------------------------------------------------------
 
-    async def claim(self, rendezvous_id: str, request: ClaimRequest, key: PhoneKey, *,
-                    client_ip: str) -> ClaimResponse:
+    async def claim(self, rendezvous_id: str, request: ClaimRequest, key: PhoneKey, *, client_ip: str) -> ClaimResponse:
         await self._rate_limit_ip(client_ip)
         rdv, _ = await self.store.load(rendezvous_id)
         refuse_finished(rdv)
@@ -142,26 +149,46 @@ class EnrolmentService:
             if current.state != RendezvousState.WAITING:
                 raise ConflictError(ErrorCode.ENROLMENT_ALREADY_USED, "this QR code was already used")
             return msgspec.structs.replace(
-                current, state=RendezvousState.CLAIMED, jkt=key.jkt, jwk=key.jwk,
-                device_name=request.device_name, platform=request.platform, binding=request.binding,
+                current,
+                state=RendezvousState.CLAIMED,
+                jkt=key.jkt,
+                jwk=key.jwk,
+                device_name=request.device_name,
+                platform=request.platform,
+                binding=request.binding,
                 push_provider=request.push.provider if request.push else PushProvider.NONE,
-                push_token=request.push.token if request.push else None, challenge=b64u(challenge),
-                user_handle=b64u(user_handle), check_code=check_code(current.secret_bytes, key.jkt, digits),
-                deadline=time.time() + FINISH_S)
+                push_token=request.push.token if request.push else None,
+                challenge=b64u(challenge),
+                user_handle=b64u(user_handle),
+                check_code=check_code(current.secret_bytes, key.jkt, digits),
+                deadline=time.time() + FINISH_S,
+            )
 
         rdv = await self.store.update(rendezvous_id, change)
-        await self._audit.record("enrolment.claimed", actor=None, actor_kind="device",
-                                 structure_id=rdv.structure_id, target=rdv.id[:8],
-                                 details={"platform": str(request.platform), "binding": str(request.binding)})
+        await self._audit.record(
+            "enrolment.claimed",
+            actor=None,
+            actor_kind="device",
+            structure_id=rdv.structure_id,
+            target=rdv.id[:8],
+            details={"platform": str(request.platform), "binding": str(request.binding)},
+        )
         options = None
         if request.binding == BindingMethod.WEBAUTHN:
             options = webauthn_creation_options(
-                rp_id=self._settings.app.rp_id, rp_name="MSSanté Companion", challenge=challenge,
-                user_handle=user_handle, device_name=request.device_name,
-                attestation_required=self._cfg.attestation == "required")
-        return ClaimResponse(state=rdv.state, expires_in=rdv.expires_in(), check_code_digits=digits,
-                             binding=BindingChallenge(method=request.binding, challenge=b64u(challenge),
-                                                      webauthn_options=options))
+                rp_id=self._settings.app.rp_id,
+                rp_name="MSSanté Companion",
+                challenge=challenge,
+                user_handle=user_handle,
+                device_name=request.device_name,
+                attestation_required=self._cfg.attestation == "required",
+            )
+        return ClaimResponse(
+            state=rdv.state,
+            expires_in=rdv.expires_in(),
+            check_code_digits=digits,
+            binding=BindingChallenge(method=request.binding, challenge=b64u(challenge), webauthn_options=options),
+        )
 
     async def bind(self, rendezvous_id: str, request: BindRequest, key: PhoneKey) -> EnrolmentStatus:
         rdv, _ = await self.store.load(rendezvous_id)
@@ -173,34 +200,52 @@ class EnrolmentService:
         if rdv.binding == BindingMethod.ES256:
             if not request.es256_signature:
                 raise DomainError(ErrorCode.BINDING_INVALID, "es256Signature is required")
-            verify_es256_binding(signature=request.es256_signature, jwk=rdv.jwk or {}, rendezvous_id=rdv.id,
-                                 challenge=rdv.challenge or "", audience=self._settings.app.origin)
+            verify_es256_binding(
+                signature=request.es256_signature,
+                jwk=rdv.jwk or {},
+                rendezvous_id=rdv.id,
+                challenge=rdv.challenge or "",
+                audience=self._settings.app.origin,
+            )
         else:
             if not request.webauthn_credential:
                 raise DomainError(ErrorCode.BINDING_INVALID, "webauthnCredential is required")
             verified = verify_webauthn_binding(
-                credential=request.webauthn_credential, challenge=b64u_decode(rdv.challenge or ""),
+                credential=request.webauthn_credential,
+                challenge=b64u_decode(rdv.challenge or ""),
                 rp_id=self._settings.app.rp_id,
                 origins=[self._settings.app.origin, *self._cfg.extra_origins],
                 attestation_required=self._cfg.attestation == "required",
-                attestation_roots=[root.encode() for root in self._cfg.attestation_roots])
-            webauthn = {"credentialId": b64u(verified.credential_id), "publicKey": b64u(verified.public_key),
-                        "signCount": verified.sign_count, "aaguid": verified.aaguid,
-                        "deviceType": verified.device_type, "fmt": verified.attestation_format}
+                attestation_roots=[root.encode() for root in self._cfg.attestation_roots],
+            )
+            webauthn = {
+                "credentialId": b64u(verified.credential_id),
+                "publicKey": b64u(verified.public_key),
+                "signCount": verified.sign_count,
+                "aaguid": verified.aaguid,
+                "deviceType": verified.device_type,
+                "fmt": verified.attestation_format,
+            }
 
         def change(current: Rendezvous) -> Rendezvous:
             refuse_finished(current)
             if current.state != RendezvousState.CLAIMED:
                 raise ConflictError(ErrorCode.ENROLMENT_WRONG_STATE, "the key is already bound")
             if current.confirmed:
-                return msgspec.structs.replace(current, webauthn=webauthn, state=RendezvousState.CONFIRMED,
-                                               device_id=str(uuid.uuid4()))
+                return msgspec.structs.replace(
+                    current, webauthn=webauthn, state=RendezvousState.CONFIRMED, device_id=str(uuid.uuid4())
+                )
             return msgspec.structs.replace(current, webauthn=webauthn, state=RendezvousState.BOUND)
 
         rdv = await self.store.update(rendezvous_id, change)
-        await self._audit.record("enrolment.bound", actor=None, actor_kind="device",
-                                 structure_id=rdv.structure_id, target=rdv.id[:8],
-                                 details={"binding": str(rdv.binding)})
+        await self._audit.record(
+            "enrolment.bound",
+            actor=None,
+            actor_kind="device",
+            structure_id=rdv.structure_id,
+            target=rdv.id[:8],
+            details={"binding": str(rdv.binding)},
+        )
         if rdv.state == RendezvousState.CONFIRMED:
             await self._create_device(rdv)
         return EnrolmentStatus(state=rdv.state, expires_in=rdv.expires_in())
@@ -211,8 +256,12 @@ class EnrolmentService:
         refuse_finished(rdv)
         self._same_key(rdv, key)
         if rdv.state != RendezvousState.CONFIRMED or rdv.device_id is None:
-            raise ConflictError(ErrorCode.ENROLMENT_PENDING, "waiting for the confirmation on the web page",
-                                retry_after=1, headers={"Retry-After": "1"})
+            raise ConflictError(
+                ErrorCode.ENROLMENT_PENDING,
+                "waiting for the confirmation on the web page",
+                retry_after=1,
+                headers={"Retry-After": "1"},
+            )
 
         def change(current: Rendezvous) -> Rendezvous:
             refuse_finished(current)
@@ -244,51 +293,78 @@ class EnrolmentService:
             return msgspec.structs.replace(current, wrong_secrets=count, state=state)
 
         updated = await self.store.update(rdv.id, change)
-        await self._audit.record("enrolment.bad_secret", actor=None, actor_kind="device",
-                                 structure_id=rdv.structure_id, target=rdv.id[:8],
-                                 details={"attempts": updated.wrong_secrets, "burnt": updated.finished})
+        await self._audit.record(
+            "enrolment.bad_secret",
+            actor=None,
+            actor_kind="device",
+            structure_id=rdv.structure_id,
+            target=rdv.id[:8],
+            details={"attempts": updated.wrong_secrets, "burnt": updated.finished},
+        )
         raise DomainError(ErrorCode.ENROLMENT_BAD_SECRET, "the QR secret does not match")
 
     async def _active_devices(self, professional_id: uuid.UUID) -> int:
         async with self._db.read() as session:
-            count = await session.scalar(select(func.count(Device.id)).where(
-                Device.professional_id == professional_id, Device.revoked_at.is_(None)))
+            count = await session.scalar(
+                select(func.count(Device.id)).where(
+                    Device.professional_id == professional_id, Device.revoked_at.is_(None)
+                )
+            )
         return int(count or 0)
 
     async def _refuse_if_full(self, professional_id: uuid.UUID) -> None:
         if await self._active_devices(professional_id) >= self._cfg.max_devices_per_professional:
-            raise ConflictError(ErrorCode.DEVICE_LIMIT_REACHED,
-                                f"at most {self._cfg.max_devices_per_professional} devices per professional")
+            raise ConflictError(
+                ErrorCode.DEVICE_LIMIT_REACHED,
+                f"at most {self._cfg.max_devices_per_professional} devices per professional",
+            )
 
     async def _create_device(self, rdv: Rendezvous) -> None:
         professional_id = uuid.UUID(rdv.professional_id)
         try:
             async with self._db.transaction() as session:
-                count = await session.scalar(select(func.count(Device.id)).where(
-                    Device.professional_id == professional_id, Device.revoked_at.is_(None)))
+                count = await session.scalar(
+                    select(func.count(Device.id)).where(
+                        Device.professional_id == professional_id, Device.revoked_at.is_(None)
+                    )
+                )
                 if int(count or 0) >= self._cfg.max_devices_per_professional:
                     raise ConflictError(ErrorCode.DEVICE_LIMIT_REACHED, "device limit reached")
                 professional = await session.get(Professional, professional_id)
                 webauthn = rdv.webauthn or {}
                 device = Device(
-                    id=uuid.UUID(rdv.device_id or ""), professional_id=professional_id,
+                    id=uuid.UUID(rdv.device_id or ""),
+                    professional_id=professional_id,
                     structure_id=uuid.UUID(rdv.structure_id) if rdv.structure_id else None,
-                    name=rdv.device_name or "Téléphone", platform=str(rdv.platform), binding=str(rdv.binding),
-                    jkt=rdv.jkt or "", public_jwk=rdv.jwk or {},
+                    name=rdv.device_name or "Téléphone",
+                    platform=str(rdv.platform),
+                    binding=str(rdv.binding),
+                    jkt=rdv.jkt or "",
+                    public_jwk=rdv.jwk or {},
                     webauthn_credential_id=b64u_decode(webauthn["credentialId"]) if webauthn else None,
                     webauthn_public_key=b64u_decode(webauthn["publicKey"]) if webauthn else None,
                     webauthn_sign_count=int(webauthn.get("signCount", 0)),
-                    webauthn_aaguid=webauthn.get("aaguid"), webauthn_device_type=webauthn.get("deviceType"),
+                    webauthn_aaguid=webauthn.get("aaguid"),
+                    webauthn_device_type=webauthn.get("deviceType"),
                     attestation_format=webauthn.get("fmt"),
                     push_provider=str(rdv.push_provider) if rdv.push_provider else None,
-                    push_token=rdv.push_token, last_seen_at=None)
+                    push_token=rdv.push_token,
+                    last_seen_at=None,
+                )
                 session.add(device)
                 await self._audit.record(
-                    "device.enrolled", actor=professional.idnat if professional else None,
-                    structure_id=rdv.structure_id, device_id=device.id, target=str(device.id),
-                    details={"platform": device.platform, "binding": device.binding,
-                             "attestation": device.attestation_format or "none"},
-                    session=session)
+                    "device.enrolled",
+                    actor=professional.idnat if professional else None,
+                    structure_id=rdv.structure_id,
+                    device_id=device.id,
+                    target=str(device.id),
+                    details={
+                        "platform": device.platform,
+                        "binding": device.binding,
+                        "attestation": device.attestation_format or "none",
+                    },
+                    session=session,
+                )
         except DomainError:
             await self.store.update(rdv.id, lambda r: msgspec.structs.replace(r, state=RendezvousState.REJECTED))
             raise

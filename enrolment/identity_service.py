@@ -63,11 +63,18 @@ class IdentityService:
                     continue
                 seen.add(activity.structure_idnat)
                 structure = await self._structure(session, activity)
-                membership = await session.scalar(select(Membership).where(
-                    Membership.structure_id == structure.id, Membership.professional_id == professional.id))
+                membership = await session.scalar(
+                    select(Membership).where(
+                        Membership.structure_id == structure.id, Membership.professional_id == professional.id
+                    )
+                )
                 if membership is None:
-                    membership = Membership(structure_id=structure.id, professional_id=professional.id,
-                                            role=MembershipRole.MEMBER, status=MembershipStatus.PENDING)
+                    membership = Membership(
+                        structure_id=structure.id,
+                        professional_id=professional.id,
+                        role=MembershipRole.MEMBER,
+                        status=MembershipStatus.PENDING,
+                    )
                     session.add(membership)
                 elif membership.status == MembershipStatus.REMOVED:
                     membership.status = MembershipStatus.PENDING  # asks again; the titulaire decides
@@ -75,19 +82,34 @@ class IdentityService:
                     membership.role = MembershipRole.TITULAIRE
                     membership.status = MembershipStatus.ACTIVE
                 await session.flush()
-                activities.append(Activity(structure.id, structure.idnat, structure.name, activity.city,
-                                           activity.is_titulaire, membership.status))
-            await self._audit.record("login", actor=professional.idnat, session=session,
-                                     details={"authMode": auth_mode or "", "acr": acr or "",
-                                              "activities": len(activities)})
+                activities.append(
+                    Activity(
+                        structure.id,
+                        structure.idnat,
+                        structure.name,
+                        activity.city,
+                        activity.is_titulaire,
+                        membership.status,
+                    )
+                )
+            await self._audit.record(
+                "login",
+                actor=professional.idnat,
+                session=session,
+                details={"authMode": auth_mode or "", "acr": acr or "", "activities": len(activities)},
+            )
         return LoggedIn(professional, activities)
 
     @staticmethod
     async def _structure(session: AsyncSession, activity: PscActivity) -> Structure:
         structure = await session.scalar(select(Structure).where(Structure.idnat == activity.structure_idnat))
         if structure is None:
-            structure = Structure(idnat=activity.structure_idnat or "", finess=activity.finess,
-                                  siret=activity.siret, name=activity.raison_sociale or "")
+            structure = Structure(
+                idnat=activity.structure_idnat or "",
+                finess=activity.finess,
+                siret=activity.siret,
+                name=activity.raison_sociale or "",
+            )
             session.add(structure)
             await session.flush()
         elif activity.raison_sociale and structure.name != activity.raison_sociale:

@@ -12,8 +12,9 @@ from qrcode.image.svg import SvgPathFillImage
 
 def qr_svg(data: str) -> bytes:
     # Error correction M: survives glare on a screen without making the code too dense.
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=10, border=4,
-                         image_factory=SvgPathFillImage)
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=10, border=4, image_factory=SvgPathFillImage
+    )
     code.add_data(data)
     code.make(fit=True)
     buffer = io.BytesIO()

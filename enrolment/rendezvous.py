@@ -18,6 +18,7 @@ from contracts.enrolment import BindingMethod, Platform, PushProvider, Rendezvou
 from contracts.errors import ErrorCode
 from core.ephemeral import Ephemeral
 from core.errors import ConflictError, DomainError, NotFoundError
+from enrolment.binding import b64u_decode
 
 #: A record outlives its deadline this long, so a late phone hears "expired", not "not found".
 TOMBSTONE_S = 15 * 60
@@ -54,8 +55,6 @@ class Rendezvous(msgspec.Struct, kw_only=True):
 
     @property
     def secret_bytes(self) -> bytes:
-        from enrolment.binding import b64u_decode
-
         return b64u_decode(self.secret)
 
     def expires_in(self, now: float | None = None) -> int:
@@ -80,8 +79,14 @@ class RendezvousStore:
     async def open(self, *, professional_id: str, structure_id: str | None, web_session: str) -> Rendezvous:
         now = time.time()
         rdv = Rendezvous(
-            id=secrets.token_urlsafe(24), secret=secrets.token_urlsafe(24), professional_id=professional_id,
-            structure_id=structure_id, web_session=web_session, created_at=now, deadline=now + self.ttl_s)
+            id=secrets.token_urlsafe(24),
+            secret=secrets.token_urlsafe(24),
+            professional_id=professional_id,
+            structure_id=structure_id,
+            web_session=web_session,
+            created_at=now,
+            deadline=now + self.ttl_s,
+        )
         await self._eph.set(_key(rdv.id), msgspec.json.encode(rdv), self.ttl_s + TOMBSTONE_S)
         return rdv
 

@@ -68,11 +68,14 @@ class TeamService:
         if actor.structure_id is None or actor.professional_id is None:
             raise ForbiddenError(ErrorCode.NOT_TITULAIRE, "choose the structure you act for first")
         async with self._db.read() as session:
-            membership = await session.scalar(select(Membership).where(
-                Membership.structure_id == actor.structure_id,
-                Membership.professional_id == actor.professional_id,
-                Membership.status == MembershipStatus.ACTIVE,
-                Membership.role.in_([MembershipRole.TITULAIRE, MembershipRole.MANAGER])))
+            membership = await session.scalar(
+                select(Membership).where(
+                    Membership.structure_id == actor.structure_id,
+                    Membership.professional_id == actor.professional_id,
+                    Membership.status == MembershipStatus.ACTIVE,
+                    Membership.role.in_([MembershipRole.TITULAIRE, MembershipRole.MANAGER]),
+                )
+            )
         if membership is None:
             raise ForbiddenError(ErrorCode.NOT_TITULAIRE, "only the titulaire manages the team")
         return membership.structure
@@ -82,18 +85,45 @@ class TeamService:
             structure = await session.get(Structure, structure_id)
             if structure is None:
                 raise NotFoundError(ErrorCode.STRUCTURE_NOT_FOUND, "no such structure")
-            memberships = list((await session.scalars(select(Membership).where(
-                Membership.structure_id == structure_id, Membership.status != MembershipStatus.REMOVED)
-                .order_by(Membership.created_at))).unique().all())
-            mailboxes = list((await session.scalars(select(Mailbox).where(
-                Mailbox.structure_id == structure_id, Mailbox.kind == MailboxKind.ORGANISATIONAL)
-                .order_by(Mailbox.address))).all())
+            memberships = list(
+                (
+                    await session.scalars(
+                        select(Membership)
+                        .where(Membership.structure_id == structure_id, Membership.status != MembershipStatus.REMOVED)
+                        .order_by(Membership.created_at)
+                    )
+                )
+                .unique()
+                .all()
+            )
+            mailboxes = list(
+                (
+                    await session.scalars(
+                        select(Mailbox)
+                        .where(Mailbox.structure_id == structure_id, Mailbox.kind == MailboxKind.ORGANISATIONAL)
+                        .order_by(Mailbox.address)
+                    )
+                ).all()
+            )
             people = [m.professional_id for m in memberships]
-            devices = list((await session.scalars(select(Device).where(
-                Device.professional_id.in_(people), Device.revoked_at.is_(None))
-                .order_by(Device.created_at))).unique().all())
-            grants = list((await session.scalars(select(MailboxGrant).where(
-                MailboxGrant.mailbox_id.in_([m.id for m in mailboxes])))).all())
+            devices = list(
+                (
+                    await session.scalars(
+                        select(Device)
+                        .where(Device.professional_id.in_(people), Device.revoked_at.is_(None))
+                        .order_by(Device.created_at)
+                    )
+                )
+                .unique()
+                .all()
+            )
+            grants = list(
+                (
+                    await session.scalars(
+                        select(MailboxGrant).where(MailboxGrant.mailbox_id.in_([m.id for m in mailboxes]))
+                    )
+                ).all()
+            )
         members = [MemberView(m, m.professional) for m in memberships]
         by_person = {v.professional.id: v for v in members}
         for device in devices:
@@ -116,8 +146,11 @@ class TeamService:
                 professional = Professional(idnat=idnat, rpps=rpps)
                 session.add(professional)
                 await session.flush()
-            membership = await session.scalar(select(Membership).where(
-                Membership.structure_id == structure.id, Membership.professional_id == professional.id))
+            membership = await session.scalar(
+                select(Membership).where(
+                    Membership.structure_id == structure.id, Membership.professional_id == professional.id
+                )
+            )
             if membership is not None and membership.status == MembershipStatus.ACTIVE:
                 raise ConflictError(ErrorCode.ALREADY_MEMBER, "already a member of this structure")
             if membership is None:
@@ -125,8 +158,9 @@ class TeamService:
                 session.add(membership)
             membership.status = MembershipStatus.ACTIVE
             await session.flush()
-            await self._audit.record("member.added", actor=actor.idnat, structure_id=structure.id,
-                                     target=idnat, session=session)
+            await self._audit.record(
+                "member.added", actor=actor.idnat, structure_id=structure.id, target=idnat, session=session
+            )
         return membership
 
     async def approve(self, membership_id: uuid.UUID, actor: Actor) -> None:
@@ -136,8 +170,13 @@ class TeamService:
             if membership is None or membership.structure_id != structure.id:
                 raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, "no such member")
             membership.status = MembershipStatus.ACTIVE
-            await self._audit.record("member.approved", actor=actor.idnat, structure_id=structure.id,
-                                     target=membership.professional.idnat, session=session)
+            await self._audit.record(
+                "member.approved",
+                actor=actor.idnat,
+                structure_id=structure.id,
+                target=membership.professional.idnat,
+                session=session,
+            )
 
     async def remove(self, membership_id: uuid.UUID, actor: Actor) -> uuid.UUID:
         """End a member's access: membership removed, grants deleted, devices refresh at once."""
@@ -150,39 +189,59 @@ class TeamService:
                 raise ConflictError(ErrorCode.FORBIDDEN, "the titulaire cannot remove themself")
             membership.status = MembershipStatus.REMOVED
             org_boxes = select(Mailbox.id).where(Mailbox.structure_id == structure.id)
-            await session.execute(delete(MailboxGrant).where(
-                MailboxGrant.professional_id == membership.professional_id,
-                MailboxGrant.mailbox_id.in_(org_boxes)))
+            await session.execute(
+                delete(MailboxGrant).where(
+                    MailboxGrant.professional_id == membership.professional_id, MailboxGrant.mailbox_id.in_(org_boxes)
+                )
+            )
             person = membership.professional_id
-            await self._audit.record("member.removed", actor=actor.idnat, structure_id=structure.id,
-                                     target=membership.professional.idnat, session=session)
+            await self._audit.record(
+                "member.removed",
+                actor=actor.idnat,
+                structure_id=structure.id,
+                target=membership.professional.idnat,
+                session=session,
+            )
         await self._notify(person)
         return person
 
-    async def set_grant(self, *, mailbox_id: uuid.UUID, professional_id: uuid.UUID, can_read: bool,
-                        can_send: bool, actor: Actor) -> None:
+    async def set_grant(
+        self, *, mailbox_id: uuid.UUID, professional_id: uuid.UUID, can_read: bool, can_send: bool, actor: Actor
+    ) -> None:
         structure = await self.require_titulaire(actor)
         async with self._db.transaction() as session:
             mailbox = await session.get(Mailbox, mailbox_id)
             if mailbox is None or mailbox.structure_id != structure.id:
                 raise NotFoundError(ErrorCode.MAILBOX_NOT_FOUND, "no such mailbox")
-            member = await session.scalar(select(Membership).where(
-                Membership.structure_id == structure.id, Membership.professional_id == professional_id,
-                Membership.status == MembershipStatus.ACTIVE))
+            member = await session.scalar(
+                select(Membership).where(
+                    Membership.structure_id == structure.id,
+                    Membership.professional_id == professional_id,
+                    Membership.status == MembershipStatus.ACTIVE,
+                )
+            )
             if member is None:
                 raise NotFoundError(ErrorCode.MEMBER_NOT_FOUND, "not an active member")
-            grant = await session.scalar(select(MailboxGrant).where(
-                MailboxGrant.mailbox_id == mailbox_id, MailboxGrant.professional_id == professional_id))
+            grant = await session.scalar(
+                select(MailboxGrant).where(
+                    MailboxGrant.mailbox_id == mailbox_id, MailboxGrant.professional_id == professional_id
+                )
+            )
             can_read = can_read or can_send  # sending from a mailbox one cannot read makes no sense
             if grant is None:
-                grant = MailboxGrant(mailbox_id=mailbox_id, professional_id=professional_id,
-                                     granted_by=actor.professional_id)
+                grant = MailboxGrant(
+                    mailbox_id=mailbox_id, professional_id=professional_id, granted_by=actor.professional_id
+                )
                 session.add(grant)
             grant.can_read, grant.can_send = can_read, can_send
-            await self._audit.record("grant.changed", actor=actor.idnat, structure_id=structure.id,
-                                     target=member.professional.idnat,
-                                     details={"mailbox": str(mailbox_id), "read": can_read, "send": can_send},
-                                     session=session)
+            await self._audit.record(
+                "grant.changed",
+                actor=actor.idnat,
+                structure_id=structure.id,
+                target=member.professional.idnat,
+                details={"mailbox": str(mailbox_id), "read": can_read, "send": can_send},
+                session=session,
+            )
         await self._notify(professional_id)
 
     async def add_mailbox(self, *, address: str, display_name: str, actor: Actor) -> Mailbox:
@@ -193,10 +252,15 @@ class TeamService:
         async with self._db.transaction() as session:
             if await session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
                 raise ConflictError(ErrorCode.VALIDATION_FAILED, "this mailbox is already registered")
-            mailbox = Mailbox(address=address, kind=MailboxKind.ORGANISATIONAL, structure_id=structure.id,
-                              display_name=display_name.strip()[:256] or structure.name)
+            mailbox = Mailbox(
+                address=address,
+                kind=MailboxKind.ORGANISATIONAL,
+                structure_id=structure.id,
+                display_name=display_name.strip()[:256] or structure.name,
+            )
             session.add(mailbox)
             await session.flush()
-            await self._audit.record("mailbox.added", actor=actor.idnat, structure_id=structure.id,
-                                     target=str(mailbox.id), session=session)
+            await self._audit.record(
+                "mailbox.added", actor=actor.idnat, structure_id=structure.id, target=str(mailbox.id), session=session
+            )
         return mailbox

@@ -31,10 +31,17 @@ def _profile_path(profile: str) -> Path:
 
 def save(client: PhoneClient, profile: str) -> None:
     s = client.state
-    data = {"baseUrl": s.base_url, "key": s.key.pem(), "binding": s.binding, "deviceId": s.device_id,
-            "accessToken": s.access_token, "refreshToken": s.refresh_token,
-            "accessExpiresAt": s.access_expires_at, "scope": s.scope,
-            "webauthn": client.authenticator.export()}
+    data = {
+        "baseUrl": s.base_url,
+        "key": s.key.pem(),
+        "binding": s.binding,
+        "deviceId": s.device_id,
+        "accessToken": s.access_token,
+        "refreshToken": s.refresh_token,
+        "accessExpiresAt": s.access_expires_at,
+        "scope": s.scope,
+        "webauthn": client.authenticator.export(),
+    }
     path = _profile_path(profile)
     path.touch(mode=0o600)
     path.write_text(json.dumps(data, indent=2))
@@ -45,10 +52,16 @@ def load(profile: str) -> PhoneClient:
     if not path.exists():
         raise SystemExit(f"no enrolled phone in profile {profile!r}: run `mssc-phone enrol <qr-url>` first")
     data = json.loads(path.read_text())
-    state = PhoneState(base_url=data["baseUrl"], key=DeviceKey.from_pem(data["key"]), binding=data["binding"],
-                       device_id=data["deviceId"], access_token=data["accessToken"],
-                       refresh_token=data["refreshToken"], access_expires_at=data["accessExpiresAt"],
-                       scope=data["scope"])
+    state = PhoneState(
+        base_url=data["baseUrl"],
+        key=DeviceKey.from_pem(data["key"]),
+        binding=data["binding"],
+        device_id=data["deviceId"],
+        access_token=data["accessToken"],
+        refresh_token=data["refreshToken"],
+        access_expires_at=data["accessExpiresAt"],
+        scope=data["scope"],
+    )
     authenticator = SoftAuthenticator()
     authenticator.load(data.get("webauthn", []))
     return PhoneClient(state, authenticator=authenticator)
@@ -58,8 +71,14 @@ async def enrol(args: argparse.Namespace) -> None:
     qr = QrCode.parse(args.qr_url)
     client = PhoneClient(PhoneState(base_url=qr.origin))
     try:
-        code = await client.claim(args.qr_url, name=args.name, platform=args.platform, binding=args.binding,
-                                  push_provider=args.push_provider, push_token=args.push_token)
+        code = await client.claim(
+            args.qr_url,
+            name=args.name,
+            platform=args.platform,
+            binding=args.binding,
+            push_provider=args.push_provider,
+            push_token=args.push_token,
+        )
         print(f"Code affiché sur le téléphone : {code}")
         print("Vérifiez que la page web affiche le même code, puis confirmez-le sur la page.")
         await client.bind()
@@ -89,8 +108,9 @@ async def show(args: argparse.Namespace, what: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="mssc-phone", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="mssc-phone", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--profile", default="default", help="which simulated phone (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("enrol", help="enrol this phone from the QR code's URL")
@@ -110,8 +130,9 @@ def main(argv: list[str] | None = None) -> None:
         else:
             asyncio.run(show(args, args.command))
     except PhoneError as exc:
-        print(f"erreur {exc.status} {exc.code} : {exc.problem.get('detail') or exc.problem.get('title')}",
-              file=sys.stderr)
+        print(
+            f"erreur {exc.status} {exc.code} : {exc.problem.get('detail') or exc.problem.get('title')}", file=sys.stderr
+        )
         raise SystemExit(1) from None
 
 

@@ -9,6 +9,7 @@ carries ``wipe``: the client erases its keys and tokens and acknowledges.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,13 +41,11 @@ class QrCode:
     @classmethod
     def parse(cls, url: str) -> QrCode:
         """``https://host/e/<rendezvous>#<secret>``: nothing else is in the QR."""
-        import base64
-
         parts = urlsplit(url)
         if not parts.path.startswith(QR_PATH_PREFIX) or not parts.fragment:
             raise ValueError("not an mss-companion enrolment QR code")
         secret = base64.urlsafe_b64decode(parts.fragment + "=" * (-len(parts.fragment) % 4))
-        return cls(f"{parts.scheme}://{parts.netloc}", parts.path[len(QR_PATH_PREFIX):], secret)
+        return cls(f"{parts.scheme}://{parts.netloc}", parts.path[len(QR_PATH_PREFIX) :], secret)
 
 
 @dataclass
@@ -62,8 +61,14 @@ class PhoneState:
 
 
 class PhoneClient:
-    def __init__(self, state: PhoneState, *, http: httpx.AsyncClient | None = None,
-                 authenticator: SoftAuthenticator | None = None, attestation: str = "none") -> None:
+    def __init__(
+        self,
+        state: PhoneState,
+        *,
+        http: httpx.AsyncClient | None = None,
+        authenticator: SoftAuthenticator | None = None,
+        attestation: str = "none",
+    ) -> None:
         self.state = state
         self.http = http or httpx.AsyncClient(base_url=state.base_url, timeout=15)
         self.authenticator = authenticator or SoftAuthenticator()
@@ -84,8 +89,9 @@ class PhoneClient:
         for attempt in range(2):
             headers = {"Accept": "application/json"}
             token = self.state.access_token if auth else None
-            headers["DPoP"] = self.state.key.dpop_proof(method=method, url=self._url(path), nonce=self._nonce,
-                                                        access_token=token)
+            headers["DPoP"] = self.state.key.dpop_proof(
+                method=method, url=self._url(path), nonce=self._nonce, access_token=token
+            )
             if token:
                 headers["Authorization"] = f"DPoP {token}"
             response = await self.http.request(method, path, json=json, headers=headers)
@@ -117,14 +123,26 @@ class PhoneClient:
 
     # enrolment ---------------------------------------------------------------------------------
 
-    async def claim(self, qr_url: str, *, name: str, platform: str = "android", binding: str = "es256",
-                    push_provider: str = "none", push_token: str | None = None) -> str:
+    async def claim(
+        self,
+        qr_url: str,
+        *,
+        name: str,
+        platform: str = "android",
+        binding: str = "es256",
+        push_provider: str = "none",
+        push_token: str | None = None,
+    ) -> str:
         """Claim the rendezvous; returns the check code the phone shows."""
         qr = QrCode.parse(qr_url)
         self.rendezvous, self.state.binding = qr, binding
-        body = {"secretProof": claim_proof(qr.secret, qr.rendezvous_id, self.state.key.jkt),
-                "deviceName": name, "platform": platform, "binding": binding,
-                "push": {"provider": push_provider, "token": push_token}}
+        body = {
+            "secretProof": claim_proof(qr.secret, qr.rendezvous_id, self.state.key.jkt),
+            "deviceName": name,
+            "platform": platform,
+            "binding": binding,
+            "push": {"provider": push_provider, "token": push_token},
+        }
         result = self._json(await self.request("POST", f"/api/v1/enrolments/{qr.rendezvous_id}/claim", json=body))
         self._challenge = result["binding"]
         self.check_code = check_code(qr.secret, self.state.key.jkt, int(result["checkCodeDigits"]))
@@ -136,11 +154,17 @@ class PhoneClient:
             raise RuntimeError("claim first")
         rdv = self.rendezvous.rendezvous_id
         if self.state.binding == "es256":
-            body: dict[str, Any] = {"es256Signature": self.state.key.bind_signature(
-                rendezvous_id=rdv, challenge=self._challenge["challenge"], audience=self.rendezvous.origin)}
+            body: dict[str, Any] = {
+                "es256Signature": self.state.key.bind_signature(
+                    rendezvous_id=rdv, challenge=self._challenge["challenge"], audience=self.rendezvous.origin
+                )
+            }
         else:
-            body = {"webauthnCredential": self.authenticator.register(
-                self._challenge["webauthnOptions"], self.rendezvous.origin, fmt=self.attestation)}
+            body = {
+                "webauthnCredential": self.authenticator.register(
+                    self._challenge["webauthnOptions"], self.rendezvous.origin, fmt=self.attestation
+                )
+            }
         result = self._json(await self.request("POST", f"/api/v1/enrolments/{rdv}/bind", json=body))
         return str(result["state"])
 
@@ -169,8 +193,9 @@ class PhoneClient:
 
     async def refresh(self) -> None:
         if self.state.refresh_token:
-            response = await self.request("POST", "/api/v1/token",
-                                          json={"grantType": "refresh_token", "refreshToken": self.state.refresh_token})
+            response = await self.request(
+                "POST", "/api/v1/token", json={"grantType": "refresh_token", "refreshToken": self.state.refresh_token}
+            )
             if response.status_code < 400:
                 self._keep(response.json())
                 return
@@ -185,8 +210,10 @@ class PhoneClient:
         else:
             challenge = self._json(await self.request("POST", "/api/v1/token/webauthn-challenge"))
             origin = f"{urlsplit(self.state.base_url).scheme}://{urlsplit(self.state.base_url).netloc}"
-            body = {"grantType": "webauthn",
-                    "webauthnAssertion": self.authenticator.authenticate(challenge["webauthnOptions"], origin)}
+            body = {
+                "grantType": "webauthn",
+                "webauthnAssertion": self.authenticator.authenticate(challenge["webauthnOptions"], origin),
+            }
         self._keep(self._json(await self.request("POST", "/api/v1/token", json=body)))
 
     # the device ---------------------------------------------------------------------------------

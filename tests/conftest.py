@@ -55,14 +55,20 @@ async def _drop_pg_database(name: str) -> None:
 async def backends(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backends]:
     """SQLite file + in-process store, or a fresh PostgreSQL database + a Redis namespace."""
     if request.param == "embedded":
-        yield Backends("embedded", DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'mssc.sqlite3'}"),
-                       StoreSettings(url="memory"))
+        yield Backends(
+            "embedded",
+            DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'mssc.sqlite3'}"),
+            StoreSettings(url="memory"),
+        )
         return
     name = await _fresh_pg_database("mssc_test")
     namespace = f"mssc-test-{uuid.uuid4().hex[:12]}"
     try:
-        yield Backends("redis+postgres", DatabaseSettings(url=PG_URL.format(name=name)),
-                       StoreSettings(url=REDIS_URL, namespace=namespace))
+        yield Backends(
+            "redis+postgres",
+            DatabaseSettings(url=PG_URL.format(name=name)),
+            StoreSettings(url=REDIS_URL, namespace=namespace),
+        )
     finally:
         store = RedisEphemeral.from_url(REDIS_URL, namespace)
         await store.clear()

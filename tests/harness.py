@@ -56,7 +56,9 @@ class _Loopback(httpx.AsyncBaseTransport):
 def make_settings(backends: Backends, data_dir: Path, **groups: Any) -> Settings:
     values: dict[str, Any] = {
         "app": AppSettings(public_url=BASE, secret_key=secrets.token_urlsafe(32), data_dir=str(data_dir)),
-        "db": backends.db, "store": backends.store, "psc": PscSettings(sandbox=True),
+        "db": backends.db,
+        "store": backends.store,
+        "psc": PscSettings(sandbox=True),
         "enrolment": EnrolmentSettings(),
     }
     return Settings(**(values | groups)).checked()
@@ -90,8 +92,10 @@ class Harness:
         if callback.status_code in (302, 303) and callback.headers["location"].startswith("/connexion/structure"):
             page = await self.web.get(callback.headers["location"])
             choices = re.findall(r'name="structure" value="([^"]+)"', page.text)
-            return await self.web.post("/connexion/structure", data={
-                "csrf_token": self.csrf(page.text), "structure": choices[structure_index], "next": "/"})
+            return await self.web.post(
+                "/connexion/structure",
+                data={"csrf_token": self.csrf(page.text), "structure": choices[structure_index], "next": "/"},
+            )
         return callback
 
     @staticmethod
@@ -156,8 +160,10 @@ async def running(backends: Backends, data_dir: Path, **groups: Any) -> AsyncIte
     psc_http = httpx.AsyncClient(transport=loopback, timeout=10)
     app = create_app(settings, psc_http=psc_http)
     loopback.app = app
-    async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE,
-                                                 follow_redirects=False) as client:
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE, follow_redirects=False) as client,
+    ):
         yield Harness(app, client, settings)
     await psc_http.aclose()
 

@@ -58,8 +58,7 @@ class VerifiedAccessToken:
 class AccessTokenIssuer:
     """Issues and verifies access tokens with one :class:`SigningKeys` set."""
 
-    def __init__(self, keys: SigningKeys, *, issuer: str, audience: str, ttl_s: int,
-                 cache_size: int = 4096) -> None:
+    def __init__(self, keys: SigningKeys, *, issuer: str, audience: str, ttl_s: int, cache_size: int = 4096) -> None:
         if not 0 < ttl_s <= MAX_TTL_S:
             raise ValueError(f"access token ttl must be within 1..{MAX_TTL_S} s")
         self.keys = keys
@@ -72,8 +71,16 @@ class AccessTokenIssuer:
         self._verified: OrderedDict[str, tuple[str, int, VerifiedAccessToken]] = OrderedDict()
         self._cache_size = cache_size
 
-    def issue(self, *, device_id: str, professional_idnat: str, jkt: str, scopes: Sequence[str],
-              structure_id: str | None, now: int | None = None) -> IssuedAccessToken:
+    def issue(
+        self,
+        *,
+        device_id: str,
+        professional_idnat: str,
+        jkt: str,
+        scopes: Sequence[str],
+        structure_id: str | None,
+        now: int | None = None,
+    ) -> IssuedAccessToken:
         """Sign a token for a device. ``scopes`` must be in the vocabulary (``ValueError`` otherwise)."""
         if isinstance(scopes, str):
             raise TypeError("scopes is a sequence of scopes, not a string")
@@ -155,10 +162,20 @@ class AccessTokenIssuer:
         sid = claims.get("sid")
         if not isinstance(jkt, str) or not (sid is None or isinstance(sid, str)):
             raise _invalid("missing claims")
-        return kid, nbf, VerifiedAccessToken(
-            device_id=_str(claims, "sub"), idnat=_str(claims, "idnat"), jkt=jkt,
-            scopes=parse_scopes(_str(claims, "scope")), structure_id=sid, iat=iat, exp=exp,
-            jti=_str(claims, "jti"))
+        return (
+            kid,
+            nbf,
+            VerifiedAccessToken(
+                device_id=_str(claims, "sub"),
+                idnat=_str(claims, "idnat"),
+                jkt=jkt,
+                scopes=parse_scopes(_str(claims, "scope")),
+                structure_id=sid,
+                iat=iat,
+                exp=exp,
+                jti=_str(claims, "jti"),
+            ),
+        )
 
 
 def require_scope(verified: VerifiedAccessToken, scope: str) -> None:
@@ -192,5 +209,4 @@ def _invalid(detail: str) -> AuthError:
     return AuthError(ErrorCode.INVALID_TOKEN, detail)
 
 
-__all__ = ["MAX_TTL_S", "TOKEN_TYPE", "AccessTokenIssuer", "IssuedAccessToken", "VerifiedAccessToken",
-           "require_scope"]
+__all__ = ["MAX_TTL_S", "TOKEN_TYPE", "AccessTokenIssuer", "IssuedAccessToken", "VerifiedAccessToken", "require_scope"]

@@ -180,15 +180,15 @@ async def verify_dpop_proof(
     public = _signer(jws)
     claims = jws.payload
     _check_request(claims, method=method, url=url, access_token=access_token)
-    iat, jti = _check_freshness(claims, max_age_s=max_age_s, skew_s=skew_s,
-                                now=time.time() if now is None else now)
+    iat, jti = _check_freshness(claims, max_age_s=max_age_s, skew_s=skew_s, now=time.time() if now is None else now)
     if expected_jkt is not None and not hmac.compare_digest(public.jkt.encode(), expected_jkt.encode()):
         raise _invalid("proof key does not match the token binding")
 
     nonce = claims.get("nonce")
     if not isinstance(nonce, str) or not nonces.check(nonce, now=now):
-        raise AuthError(ErrorCode.USE_DPOP_NONCE, "use the DPoP-Nonce value",
-                        headers={NONCE_HEADER: nonces.issue(now=now)})
+        raise AuthError(
+            ErrorCode.USE_DPOP_NONCE, "use the DPoP-Nonce value", headers={NONCE_HEADER: nonces.issue(now=now)}
+        )
 
     # Remember the jti as long as the proof could still be accepted: iat may be skew_s ahead and is
     # accepted for max_age_s + skew_s after that.
@@ -255,5 +255,14 @@ def _invalid(detail: str) -> AuthError:
     return AuthError(ErrorCode.DPOP_INVALID, detail)
 
 
-__all__ = ["MAX_JTI_LEN", "MAX_PROOF_LEN", "NONCE_HEADER", "PROOF_TYPE", "DpopNonces", "VerifiedDpopProof",
-           "access_token_hash", "normalise_htu", "verify_dpop_proof"]
+__all__ = [
+    "MAX_JTI_LEN",
+    "MAX_PROOF_LEN",
+    "NONCE_HEADER",
+    "PROOF_TYPE",
+    "DpopNonces",
+    "VerifiedDpopProof",
+    "access_token_hash",
+    "normalise_htu",
+    "verify_dpop_proof",
+]

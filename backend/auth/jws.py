@@ -77,8 +77,7 @@ def verify_es256(jws: CompactJws, key: ec.EllipticCurvePublicKey) -> bool:
     return True
 
 
-def sign_es256(*, header: Mapping[str, Any], payload: Mapping[str, Any],
-               key: ec.EllipticCurvePrivateKey) -> str:
+def sign_es256(*, header: Mapping[str, Any], payload: Mapping[str, Any], key: ec.EllipticCurvePrivateKey) -> str:
     """Compact ES256 JWS; ``alg`` is set here, the rest of the header is the caller's."""
     h64 = b64url_encode(_encode({**header, "alg": "ES256"}))
     p64 = b64url_encode(_encode(payload))

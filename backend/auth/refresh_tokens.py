@@ -77,22 +77,31 @@ class RefreshTokens:
             raise ValueError("refresh token ttl must be positive")
         self.ttl_s = ttl_s
 
-    async def issue(self, session: AsyncSession, *, device_id: uuid.UUID, family_id: uuid.UUID | None = None,
-                    now: dt.datetime | None = None) -> str:
+    async def issue(
+        self,
+        session: AsyncSession,
+        *,
+        device_id: uuid.UUID,
+        family_id: uuid.UUID | None = None,
+        now: dt.datetime | None = None,
+    ) -> str:
         """Store a new token for ``device_id``; ``family_id=None`` starts a new family (a new login)."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(_RANDOM_BYTES)
         issued = _now(now)
-        session.add(RefreshToken(
-            device_id=device_id,
-            family_id=family_id or uuid.uuid4(),
-            token_hash=hash_refresh_token(token),
-            expires_at=issued + dt.timedelta(seconds=self.ttl_s),
-        ))
+        session.add(
+            RefreshToken(
+                device_id=device_id,
+                family_id=family_id or uuid.uuid4(),
+                token_hash=hash_refresh_token(token),
+                expires_at=issued + dt.timedelta(seconds=self.ttl_s),
+            )
+        )
         await session.flush()
         return token
 
-    async def rotate(self, session: AsyncSession, *, presented: str, device_id: uuid.UUID,
-                     now: dt.datetime | None = None) -> RotatedRefreshToken | RefreshTokenReuse:
+    async def rotate(
+        self, session: AsyncSession, *, presented: str, device_id: uuid.UUID, now: dt.datetime | None = None
+    ) -> RotatedRefreshToken | RefreshTokenReuse:
         """Spend ``presented`` and return its successor, or a :class:`RefreshTokenReuse` (see module doc).
 
         Raises ``AuthError(INVALID_GRANT)`` for an unknown, expired or revoked token, or one of
@@ -101,61 +110,83 @@ class RefreshTokens:
         if not presented.startswith(TOKEN_PREFIX) or len(presented) != _TOKEN_LEN:
             raise _invalid_grant()
         current = _now(now)
-        row = (await session.execute(
-            select(RefreshToken.id, RefreshToken.device_id, RefreshToken.family_id, RefreshToken.expires_at,
-                   RefreshToken.used_at, RefreshToken.revoked_at)
-            .where(RefreshToken.token_hash == hash_refresh_token(presented))
-        )).one_or_none()
+        row = (
+            await session.execute(
+                select(
+                    RefreshToken.id,
+                    RefreshToken.device_id,
+                    RefreshToken.family_id,
+                    RefreshToken.expires_at,
+                    RefreshToken.used_at,
+                    RefreshToken.revoked_at,
+                ).where(RefreshToken.token_hash == hash_refresh_token(presented))
+            )
+        ).one_or_none()
         if row is None or row.device_id != device_id or row.revoked_at is not None:
             raise _invalid_grant()
         if row.used_at is not None:
             return await self._reused(session, device_id, row.family_id, current)
         if row.expires_at <= current:
             raise _invalid_grant()
-        spent = cast("CursorResult[Any]", await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None),
-                   RefreshToken.revoked_at.is_(None))
-            .values(used_at=current)
-            .execution_options(synchronize_session=False)
-        ))
+        spent = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
+                .values(used_at=current)
+                .execution_options(synchronize_session=False)
+            ),
+        )
         if spent.rowcount != 1:  # a concurrent rotation spent it first
             return await self._reused(session, device_id, row.family_id, current)
         token = await self.issue(session, device_id=device_id, family_id=row.family_id, now=current)
         return RotatedRefreshToken(token, row.family_id)
 
-    async def revoke_family(self, session: AsyncSession, family_id: uuid.UUID, *,
-                            now: dt.datetime | None = None) -> int:
+    async def revoke_family(
+        self, session: AsyncSession, family_id: uuid.UUID, *, now: dt.datetime | None = None
+    ) -> int:
         """Revoke every live token of a family; returns how many."""
-        result = cast("CursorResult[Any]", await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=_now(now))
-            .execution_options(synchronize_session=False)
-        ))
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=_now(now))
+                .execution_options(synchronize_session=False)
+            ),
+        )
         return result.rowcount
 
-    async def revoke_device(self, session: AsyncSession, device_id: uuid.UUID, *,
-                            now: dt.datetime | None = None) -> int:
+    async def revoke_device(
+        self, session: AsyncSession, device_id: uuid.UUID, *, now: dt.datetime | None = None
+    ) -> int:
         """Revoke every token of a device (device revoked or signed out); returns how many."""
-        result = cast("CursorResult[Any]", await session.execute(
-            update(RefreshToken)
-            .where(RefreshToken.device_id == device_id, RefreshToken.revoked_at.is_(None))
-            .values(revoked_at=_now(now))
-            .execution_options(synchronize_session=False)
-        ))
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                update(RefreshToken)
+                .where(RefreshToken.device_id == device_id, RefreshToken.revoked_at.is_(None))
+                .values(revoked_at=_now(now))
+                .execution_options(synchronize_session=False)
+            ),
+        )
         return result.rowcount
 
     async def purge_expired(self, session: AsyncSession, *, before: dt.datetime) -> int:
         """Delete tokens that expired before ``before`` (keep a margin: used rows detect reuse)."""
-        result = cast("CursorResult[Any]", await session.execute(
-            delete(RefreshToken).where(RefreshToken.expires_at < before)
-            .execution_options(synchronize_session=False)
-        ))
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                delete(RefreshToken)
+                .where(RefreshToken.expires_at < before)
+                .execution_options(synchronize_session=False)
+            ),
+        )
         return result.rowcount
 
-    async def _reused(self, session: AsyncSession, device_id: uuid.UUID, family_id: uuid.UUID,
-                      now: dt.datetime) -> RefreshTokenReuse:
+    async def _reused(
+        self, session: AsyncSession, device_id: uuid.UUID, family_id: uuid.UUID, now: dt.datetime
+    ) -> RefreshTokenReuse:
         revoked = await self.revoke_family(session, family_id, now=now)
         return RefreshTokenReuse(device_id=device_id, family_id=family_id, revoked=revoked)
 

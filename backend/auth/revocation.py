@@ -70,8 +70,7 @@ class DeviceRevocations:
 
     async def check(self, verified: VerifiedAccessToken) -> None:
         """Raise ``DEVICE_REVOKED`` (``wipe=True``) or ``TOKEN_STALE``; one store round-trip."""
-        revoked, stale = await self._store.get_many([revoked_key(verified.device_id),
-                                                     stale_key(verified.device_id)])
+        revoked, stale = await self._store.get_many([revoked_key(verified.device_id), stale_key(verified.device_id)])
         if revoked is not None:
             raise AuthError(ErrorCode.DEVICE_REVOKED, "device revoked", wipe=True)
         if stale is not None and verified.iat < int(stale):

@@ -57,5 +57,12 @@ def mailbox_rights(scopes: Iterable[str]) -> dict[uuid.UUID, frozenset[str]]:
     return {mailbox: frozenset(r) for mailbox, r in rights.items()}
 
 
-__all__ = ["DEVICE", "MailboxRight", "format_scopes", "is_valid_scope", "mailbox_rights", "mailbox_scope",
-           "parse_scopes"]
+__all__ = [
+    "DEVICE",
+    "MailboxRight",
+    "format_scopes",
+    "is_valid_scope",
+    "mailbox_rights",
+    "mailbox_scope",
+    "parse_scopes",
+]

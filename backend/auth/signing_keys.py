@@ -67,8 +67,14 @@ class SigningKey:
 class SigningKeys:
     """The current key set. Build it with :meth:`load` (directory) or from keys (tests, tools)."""
 
-    def __init__(self, keys: Iterable[SigningKey], *, directory: str | Path | None = None,
-                 rescan_interval_s: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        keys: Iterable[SigningKey],
+        *,
+        directory: str | Path | None = None,
+        rescan_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._directory = None if directory is None else Path(directory)
         self._rescan_interval_s = rescan_interval_s
         self._clock = clock
@@ -80,8 +86,9 @@ class SigningKeys:
         self._set(list(keys))
 
     @classmethod
-    def load(cls, directory: str | Path, *, rescan_interval_s: float = 60.0,
-             clock: Callable[[], float] = time.time) -> SigningKeys:
+    def load(
+        cls, directory: str | Path, *, rescan_interval_s: float = 60.0, clock: Callable[[], float] = time.time
+    ) -> SigningKeys:
         """Load every ``*.pem`` of ``directory``; fails when there is none or one is bad."""
         keys = _read_directory(Path(directory))
         return cls(keys, directory=directory, rescan_interval_s=rescan_interval_s, clock=clock)
@@ -184,7 +191,8 @@ def generate_key_file(directory: str | Path, *, not_before: float | None = None)
     start = dt.datetime.fromtimestamp(int(time.time() if not_before is None else not_before), dt.UTC)
     kid = f"es256-{start.strftime(_STAMP)}-{secrets.token_hex(4)}"
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     tmp = path / f".{kid}.pem.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from core.db.migrate import upgrade_head
 from core.settings import DatabaseSettings
 
 
@@ -50,8 +51,6 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-        from core.db.migrate import upgrade_head
-
         async with self.engine.begin() as conn:
             await conn.run_sync(upgrade_head)
 

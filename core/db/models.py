@@ -14,10 +14,10 @@ from typing import Any
 from advanced_alchemy.base import UUIDv7AuditBase, orm_registry
 from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
-    JSON,
     Index,
     Integer,
     LargeBinary,
@@ -88,8 +88,7 @@ class Membership(UUIDv7AuditBase):
     __table_args__ = (UniqueConstraint("structure_id", "professional_id"),)
 
     structure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"))
-    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"),
-                                                       index=True)
+    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16), default=MembershipRole.MEMBER)
     status: Mapped[str] = mapped_column(String(16), default=MembershipStatus.PENDING)
 
@@ -103,9 +102,9 @@ class Mailbox(UUIDv7AuditBase):
     address: Mapped[str] = mapped_column(String(320), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
     professional_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("professional.id", ondelete="CASCADE"), index=True)
-    structure_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("structure.id", ondelete="CASCADE"), index=True)
+        ForeignKey("professional.id", ondelete="CASCADE"), index=True
+    )
+    structure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"), index=True)
     display_name: Mapped[str] = mapped_column(String(256), default="")
 
 
@@ -116,8 +115,7 @@ class MailboxGrant(UUIDv7AuditBase):
     __table_args__ = (UniqueConstraint("mailbox_id", "professional_id"),)
 
     mailbox_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("mailbox.id", ondelete="CASCADE"))
-    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"),
-                                                       index=True)
+    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"), index=True)
     can_read: Mapped[bool] = mapped_column(Boolean, default=True)
     can_send: Mapped[bool] = mapped_column(Boolean, default=False)
     granted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("professional.id"))
@@ -128,8 +126,7 @@ class Device(UUIDv7AuditBase):
 
     __tablename__ = "device"
 
-    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"),
-                                                       index=True)
+    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"), index=True)
     #: The structure the professional acted for when enrolling (scopes its organisational grants).
     structure_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("structure.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(64))
@@ -154,8 +151,7 @@ class Device(UUIDv7AuditBase):
     revoke_reason: Mapped[str | None] = mapped_column(String(32))
     wipe_acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
-    professional: Mapped[Professional] = relationship(lazy="joined", innerjoin=True,
-                                                      foreign_keys=[professional_id])
+    professional: Mapped[Professional] = relationship(lazy="joined", innerjoin=True, foreign_keys=[professional_id])
 
     @property
     def active(self) -> bool:
@@ -185,8 +181,7 @@ class AuditEvent(_AuditBase):
     __tablename__ = "audit_event"
     __table_args__ = (UniqueConstraint("chain", "seq"), Index("ix_audit_event_structure_at", "structure_id", "at"))
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-                                    autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     chain: Mapped[str] = mapped_column(String(40))
     seq: Mapped[int] = mapped_column(BigInteger)
     at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))

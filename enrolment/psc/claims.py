@@ -87,8 +87,7 @@ def parse_identity(userinfo: Mapping[str, Any]) -> PscIdentity:
     if idnat is None:
         raise DomainError(ErrorCode.PSC_INVALID_TOKEN, "userinfo has no SubjectNameID")
 
-    exercices = [e for e in _list(_mapping(userinfo.get("SubjectRefPro")).get("exercices"))
-                 if isinstance(e, Mapping)]
+    exercices = [e for e in _list(_mapping(userinfo.get("SubjectRefPro")).get("exercices")) if isinstance(e, Mapping)]
     first = exercices[0] if exercices else {}
     activities = tuple(
         _activity(activity, _text(exercice.get("codeProfession")))
@@ -107,8 +106,9 @@ def parse_identity(userinfo: Mapping[str, Any]) -> PscIdentity:
     )
 
 
-def structure_idnat(*, technical_id: str | None, finess: str | None, siret: str | None,
-                    former_id: str | None) -> str | None:
+def structure_idnat(
+    *, technical_id: str | None, finess: str | None, siret: str | None, former_id: str | None
+) -> str | None:
     """The structure's national identifier (``1`` + FINESS, ``3`` + SIRET, ``4`` + RPPS-rang).
 
     Real PSC payloads carry ``identifiantTechniqueDeLaStructure`` as ``F`` + FINESS for
@@ -151,8 +151,12 @@ def _activity(raw: Mapping[str, Any], profession_code: str | None) -> PscActivit
     finess = _text(raw.get("numeroFinessSite"))
     siret = _text(raw.get("numeroSiretSite"))
     return PscActivity(
-        structure_idnat=structure_idnat(technical_id=technical_id, finess=finess, siret=siret,
-                                        former_id=_text(raw.get("ancienIdentifiantDeLaStructure"))),
+        structure_idnat=structure_idnat(
+            technical_id=technical_id,
+            finess=finess,
+            siret=siret,
+            former_id=_text(raw.get("ancienIdentifiantDeLaStructure")),
+        ),
         structure_technical_id=technical_id,
         finess=finess,
         siret=siret,

@@ -114,8 +114,9 @@ class PscClient:
     async def __aenter__(self) -> PscClient:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     @property
@@ -156,8 +157,7 @@ class PscClient:
             code_challenge=create_s256_code_challenge(code_verifier),
             code_challenge_method="S256",
         )
-        return AuthorizationRequest(url=url, state=state, nonce=nonce, code_verifier=code_verifier,
-                                    redirect_uri=target)
+        return AuthorizationRequest(url=url, state=state, nonce=nonce, code_verifier=code_verifier, redirect_uri=target)
 
     def check_callback(self, params: Mapping[str, str]) -> None:
         """Refuse a callback that carries an OAuth error or another provider's ``iss`` (RFC 9207).
@@ -187,8 +187,9 @@ class PscClient:
         if not (state and expected_state and hmac.compare_digest(state.encode(), expected_state.encode())):
             raise DomainError(ErrorCode.PSC_STATE_MISMATCH, "callback state does not match the login request")
         metadata = await self.discover()
-        tokens = await self._redeem(metadata, code=code, code_verifier=code_verifier,
-                                    redirect_uri=redirect_uri or self.redirect_uri)
+        tokens = await self._redeem(
+            metadata, code=code, code_verifier=code_verifier, redirect_uri=redirect_uri or self.redirect_uri
+        )
         id_token = _text(tokens.get("id_token"), ErrorCode.PSC_INVALID_TOKEN, "no ID token in token response")
         access_token = _text(tokens.get("access_token"), ErrorCode.PSC_ERROR, "no access token in response")
         if str(tokens.get("token_type", "")).lower() != "bearer":
@@ -220,24 +221,35 @@ class PscClient:
             expires_in=_optional_int(tokens.get("expires_in")),
         )
 
-    def end_session_url(self, *, id_token_hint: str, post_logout_redirect_uri: str,
-                        state: str | None = None) -> str | None:
+    def end_session_url(
+        self, *, id_token_hint: str, post_logout_redirect_uri: str, state: str | None = None
+    ) -> str | None:
         """PSC logout URL, or ``None`` when PSC has no end-session endpoint (or was never discovered)."""
         endpoint = self._metadata.end_session_endpoint if self._metadata is not None else None
         if not endpoint:
             return None
-        params = {"id_token_hint": id_token_hint, "post_logout_redirect_uri": post_logout_redirect_uri,
-                  "client_id": self.settings.client_id}
+        params = {
+            "id_token_hint": id_token_hint,
+            "post_logout_redirect_uri": post_logout_redirect_uri,
+            "client_id": self.settings.client_id,
+        }
         if state:
             params["state"] = state
         return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _redeem(self, metadata: ProviderMetadata, *, code: str, code_verifier: str,
-                      redirect_uri: str) -> Mapping[str, Any]:
-        form = urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                          "code_verifier": code_verifier})
+    async def _redeem(
+        self, metadata: ProviderMetadata, *, code: str, code_verifier: str, redirect_uri: str
+    ) -> Mapping[str, Any]:
+        form = urlencode(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            }
+        )
         auth = ClientAuth(self.settings.client_id, self.settings.client_secret, self._token_auth_method)
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
         url, headers, body = auth.prepare("POST", metadata.token_endpoint, headers, form)
@@ -248,9 +260,10 @@ class PscClient:
 
     async def _userinfo(self, metadata: ProviderMetadata, access_token: str) -> Mapping[str, Any]:
         response = await self._send(
-            "GET", metadata.userinfo_endpoint, "userinfo endpoint",
-            headers={"Authorization": f"Bearer {access_token}",
-                     "Accept": "application/json, application/jwt"},
+            "GET",
+            metadata.userinfo_endpoint,
+            "userinfo endpoint",
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json, application/jwt"},
         )
         if response.status_code in (401, 403):
             raise DomainError(ErrorCode.PSC_INVALID_TOKEN, "PSC userinfo refused the access token")
@@ -300,8 +313,9 @@ class PscClient:
     async def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         """One request; network trouble and 5xx are ``PSC_UNAVAILABLE`` (worth retrying later)."""
         try:
-            response = await self._http.request(method, url, timeout=self.settings.http_timeout_s,
-                                                follow_redirects=False, **kwargs)
+            response = await self._http.request(
+                method, url, timeout=self.settings.http_timeout_s, follow_redirects=False, **kwargs
+            )
         except httpx.HTTPError:
             raise DomainError(ErrorCode.PSC_UNAVAILABLE, f"PSC {what} is unreachable") from None
         if response.status_code >= 500:

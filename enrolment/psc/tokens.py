@@ -76,9 +76,7 @@ def candidate_keys(jwks: Sequence[Mapping[str, Any]], *, header: JoseHeader) -> 
     return keys
 
 
-def verify_jws(
-    token: str, *, header: JoseHeader, keys: Sequence[jwt.PyJWK], client_secret: str
-) -> dict[str, Any]:
+def verify_jws(token: str, *, header: JoseHeader, keys: Sequence[jwt.PyJWK], client_secret: str) -> dict[str, Any]:
     """Check the signature and return the JSON payload; no claim is checked here."""
     payload: bytes | None = None
     jws = jwt.PyJWS()

@@ -56,8 +56,9 @@ class AuthModeInfo:
 AUTH_MODES: dict[str, AuthModeInfo] = {
     "card": AuthModeInfo("eidas3", "CARD", "Carte CPS", "lecteur de carte, niveau eidas3"),
     "ecps": AuthModeInfo("eidas1", "MOBILE", "e-CPS", "application mobile, niveau eidas1"),
-    "weak": AuthModeInfo("eidas0", "PASSWORD", "Niveau insuffisant (test)",
-                         "niveau eidas0, la connexion doit être refusée"),
+    "weak": AuthModeInfo(
+        "eidas0", "PASSWORD", "Niveau insuffisant (test)", "niveau eidas0, la connexion doit être refusée"
+    ),
 }
 
 
@@ -159,9 +160,19 @@ class SandboxProvider:
             "userinfo_signing_alg_values_supported": ["ES256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256"],
-            "claims_supported": ["sub", "acr", "auth_time", "authMode", "nonce", "SubjectNameID",
-                                 "preferred_username", "given_name", "family_name", "otherIds",
-                                 "SubjectRefPro"],
+            "claims_supported": [
+                "sub",
+                "acr",
+                "auth_time",
+                "authMode",
+                "nonce",
+                "SubjectNameID",
+                "preferred_username",
+                "given_name",
+                "family_name",
+                "otherIds",
+                "SubjectRefPro",
+            ],
         }
 
     def jwks(self) -> dict[str, Any]:
@@ -221,8 +232,14 @@ class SandboxProvider:
         now = self.clock()
         self._prune(now)
         code = secrets.token_urlsafe(32)
-        self._codes[code] = _Grant(request=request, professional=professional, mode=mode, auth_time=int(now),
-                                   expires_at=now + CODE_TTL_S, sid=secrets.token_urlsafe(16))
+        self._codes[code] = _Grant(
+            request=request,
+            professional=professional,
+            mode=mode,
+            auth_time=int(now),
+            expires_at=now + CODE_TTL_S,
+            sid=secrets.token_urlsafe(16),
+        )
         return self.redirect(request, {"code": code})
 
     def redirect(self, request: AuthorizeRequest, params: Mapping[str, str]) -> str:
@@ -255,15 +272,20 @@ class SandboxProvider:
         verifier = form.get("code_verifier", "")
         expected = grant.request.code_challenge
         if not _PKCE_VERIFIER.match(verifier) or not hmac.compare_digest(
-                str(create_s256_code_challenge(verifier)), expected):
+            str(create_s256_code_challenge(verifier)), expected
+        ):
             raise OAuthError("invalid_grant", "PKCE verification failed")
         access_token = secrets.token_urlsafe(32)
         professional = grant.professional
         userinfo_format: UserinfoFormat = grant.request.userinfo_format or (
-            "jwt" if professional.userinfo_jwt else "json")
-        self._access_tokens[access_token] = _AccessToken(professional=professional,
-                                                         expires_at=now + ACCESS_TOKEN_TTL_S,
-                                                         userinfo_format=userinfo_format, sid=grant.sid)
+            "jwt" if professional.userinfo_jwt else "json"
+        )
+        self._access_tokens[access_token] = _AccessToken(
+            professional=professional,
+            expires_at=now + ACCESS_TOKEN_TTL_S,
+            userinfo_format=userinfo_format,
+            sid=grant.sid,
+        )
         grant.access_tokens.append(access_token)
         return {
             "access_token": access_token,
@@ -312,8 +334,10 @@ class SandboxProvider:
         else:
             raise OAuthError("invalid_client", "client authentication is required", status=401)
         expected = self.client_secret.encode()
-        if not any(client_id == self.client_id and hmac.compare_digest(secret.encode(), expected)
-                   for client_id, secret in candidates):
+        if not any(
+            client_id == self.client_id and hmac.compare_digest(secret.encode(), expected)
+            for client_id, secret in candidates
+        ):
             raise OAuthError("invalid_client", "client authentication failed", status=401)
         if form.get("client_id") not in (None, self.client_id):
             raise OAuthError("invalid_client", "client_id differs from the authenticated client", status=401)
@@ -337,8 +361,12 @@ class SandboxProvider:
         if hint:
             try:
                 claims = jwt.decode(
-                    hint, self._key.public_key(), algorithms=["ES256"], audience=self.client_id,
-                    issuer=self.issuer, options={"verify_exp": False},
+                    hint,
+                    self._key.public_key(),
+                    algorithms=["ES256"],
+                    audience=self.client_id,
+                    issuer=self.issuer,
+                    options={"verify_exp": False},
                 )
             except jwt.PyJWTError:
                 claims = {}

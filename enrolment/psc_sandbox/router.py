@@ -33,8 +33,7 @@ from enrolment.psc_sandbox.provider import (
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PAGE_HEADERS = {
     **_NO_STORE,
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
-                               "frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
@@ -55,8 +54,9 @@ def create_psc_sandbox_router(
     clock: Callable[[], float] = time.time,
 ) -> Router:
     """A dev identity provider speaking PSC's OIDC. ``redirect_uris=None`` accepts any http(s) URI."""
-    provider = SandboxProvider(issuer=issuer, client_id=client_id, client_secret=client_secret,
-                               redirect_uris=redirect_uris, clock=clock)
+    provider = SandboxProvider(
+        issuer=issuer, client_id=client_id, client_secret=client_secret, redirect_uris=redirect_uris, clock=clock
+    )
     realm = _realm_path(issuer, path)
     oidc = f"{realm}/protocol/openid-connect"
 
@@ -93,8 +93,12 @@ def create_psc_sandbox_router(
             return Redirect(provider.redirect(auth, {"error": "access_denied"}), status_code=303)
         idnat, mode = params.get("professional", ""), params.get("auth_mode", "")
         if not any(p.idnat == idnat for p in PROFESSIONALS) or mode not in AUTH_MODES:
-            return _login_page(auth, action=request.url.path, status=400,
-                               error="Choisissez un professionnel et un moyen d'authentification.")
+            return _login_page(
+                auth,
+                action=request.url.path,
+                status=400,
+                error="Choisissez un professionnel et un moyen d'authentification.",
+            )
         return Redirect(provider.issue_code(auth, idnat=idnat, auth_mode=mode), status_code=303)
 
     @post(f"{oidc}/token")
@@ -112,7 +116,8 @@ def create_psc_sandbox_router(
             media_type, body = provider.userinfo(request.headers.get("authorization"))
         except OAuthError as exc:
             return Response(
-                {"error": exc.error, "error_description": exc.description}, status_code=exc.status,
+                {"error": exc.error, "error_description": exc.description},
+                status_code=exc.status,
                 headers={"WWW-Authenticate": f'Bearer error="{exc.error}"', **_NO_STORE},
             )
         return Response(body, status_code=200, media_type=media_type, headers=_NO_STORE)
@@ -141,7 +146,7 @@ def _realm_path(issuer: str, mount: str) -> str:
     mount = "/" + mount.strip("/")
     if not issuer_path.startswith(mount + "/"):
         raise ValueError(f"PSC sandbox issuer {issuer!r} is not under the router path {mount!r}")
-    return issuer_path[len(mount):]
+    return issuer_path[len(mount) :]
 
 
 def _single(items: Any) -> dict[str, str]:
@@ -169,13 +174,12 @@ def _oauth_error(exc: OAuthError | ClientError) -> Response[Any]:
     headers = dict(_NO_STORE)
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="esante-wallet"'
-    return Response({"error": error.error, "error_description": error.description},
-                    status_code=error.status, headers=headers)
+    return Response(
+        {"error": error.error, "error_description": error.description}, status_code=error.status, headers=headers
+    )
 
 
-def _login_page(
-    auth: AuthorizeRequest, *, action: str, status: int = 200, error: str | None = None
-) -> Response[str]:
+def _login_page(auth: AuthorizeRequest, *, action: str, status: int = 200, error: str | None = None) -> Response[str]:
     content = _TEMPLATES.get_template("authorize.html").render(
         action=action,
         hidden=auth.query,

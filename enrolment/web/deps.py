@@ -21,8 +21,7 @@ async def load_web(request: Request[Any, Any, Any], sessions: SessionStore) -> W
     return await sessions.load(request.cookies.get(sessions.cookie_name))
 
 
-async def require_web(request: Request[Any, Any, Any], sessions: SessionStore, *,
-                      recent: bool = False) -> WebSession:
+async def require_web(request: Request[Any, Any, Any], sessions: SessionStore, *, recent: bool = False) -> WebSession:
     web = await load_web(request, sessions)
     if web is None or not web.logged_in:
         raise AuthError(ErrorCode.LOGIN_REQUIRED, "please log in with Pro Santé Connect")
@@ -41,8 +40,11 @@ async def checked_form(request: Request[Any, Any, Any], web: WebSession) -> dict
 
 
 def actor_of(web: WebSession) -> Actor:
-    return Actor(idnat=web.idnat, professional_id=uuid.UUID(web.professional_id or ""),
-                 structure_id=uuid.UUID(web.structure_id) if web.structure_id else None)
+    return Actor(
+        idnat=web.idnat,
+        professional_id=uuid.UUID(web.professional_id or ""),
+        structure_id=uuid.UUID(web.structure_id) if web.structure_id else None,
+    )
 
 
 def parse_uuid(value: str, code: ErrorCode = ErrorCode.NOT_FOUND) -> uuid.UUID:

@@ -1,4 +1,4 @@
-""""Mes appareils": the professional's own devices."""
+""" "Mes appareils": the professional's own devices."""
 
 from __future__ import annotations
 
@@ -21,18 +21,33 @@ PLATFORMS = {"ios": "iPhone (iOS)", "android": "Android", "web": "Navigateur"}
 
 
 @get("/appareils", name="devices")
-async def devices_page(request: Request[Any, Any, Any], sessions: NamedDependency[SessionStore], devices: NamedDependency[DeviceRegistry],
-                       settings: NamedDependency[Settings]) -> Template:
+async def devices_page(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionStore],
+    devices: NamedDependency[DeviceRegistry],
+    settings: NamedDependency[Settings],
+) -> Template:
     web = await require_web(request, sessions)
     mine = await devices.of_professional(uuid.UUID(web.professional_id or ""))
     flash = {"revoque": "Appareil révoqué.", "renomme": "Appareil renommé."}.get(request.query_params.get("ok", ""))
-    return page("devices.html", web, devices=mine, platforms=PLATFORMS, nav="devices", flash=flash,
-                max_devices=settings.enrolment.max_devices_per_professional)
+    return page(
+        "devices.html",
+        web,
+        devices=mine,
+        platforms=PLATFORMS,
+        nav="devices",
+        flash=flash,
+        max_devices=settings.enrolment.max_devices_per_professional,
+    )
 
 
 @post("/appareils/{device_id:str}/renommer", status_code=303)
-async def rename(request: Request[Any, Any, Any], device_id: FromPath[str], sessions: NamedDependency[SessionStore],
-                 devices: NamedDependency[DeviceRegistry]) -> Redirect:
+async def rename(
+    request: Request[Any, Any, Any],
+    device_id: FromPath[str],
+    sessions: NamedDependency[SessionStore],
+    devices: NamedDependency[DeviceRegistry],
+) -> Redirect:
     web = await require_web(request, sessions)
     form = await checked_form(request, web)
     name = form.get("name", "").strip()
@@ -43,8 +58,12 @@ async def rename(request: Request[Any, Any, Any], device_id: FromPath[str], sess
 
 
 @post("/appareils/{device_id:str}/revoquer", status_code=303)
-async def revoke(request: Request[Any, Any, Any], device_id: FromPath[str], sessions: NamedDependency[SessionStore],
-                 devices: NamedDependency[DeviceRegistry]) -> Redirect:
+async def revoke(
+    request: Request[Any, Any, Any],
+    device_id: FromPath[str],
+    sessions: NamedDependency[SessionStore],
+    devices: NamedDependency[DeviceRegistry],
+) -> Redirect:
     web = await require_web(request, sessions)
     await checked_form(request, web)
     actor = actor_of(web)

@@ -29,8 +29,12 @@ ERRORS = {
 
 
 def _owner(web: WebSession) -> WebOwner:
-    return WebOwner(professional_id=web.professional_id or "", idnat=web.idnat or "",
-                    structure_id=web.structure_id, web_session=web.id)
+    return WebOwner(
+        professional_id=web.professional_id or "",
+        idnat=web.idnat or "",
+        structure_id=web.structure_id,
+        web_session=web.id,
+    )
 
 
 def _context(enrolment: NamedDependency[EnrolmentService], rdv: Rendezvous) -> dict[str, Any]:
@@ -42,16 +46,23 @@ def _context(enrolment: NamedDependency[EnrolmentService], rdv: Rendezvous) -> d
 
 
 @get("/enrolement", name="enrol")
-async def enrol_page(request: Request[Any, Any, Any], sessions: NamedDependency[SessionStore],
-                     enrolment: NamedDependency[EnrolmentService]) -> Template:
+async def enrol_page(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionStore],
+    enrolment: NamedDependency[EnrolmentService],
+) -> Template:
     web = await require_web(request, sessions, recent=True)
     rdv = await enrolment.open(_owner(web))
     return page("enrol.html", web, **_context(enrolment, rdv))
 
 
 @get("/enrolement/{rdv_id:str}", name="enrol_existing")
-async def enrol_existing(request: Request[Any, Any, Any], rdv_id: FromPath[str], sessions: NamedDependency[SessionStore],
-                         enrolment: NamedDependency[EnrolmentService]) -> Template:
+async def enrol_existing(
+    request: Request[Any, Any, Any],
+    rdv_id: FromPath[str],
+    sessions: NamedDependency[SessionStore],
+    enrolment: NamedDependency[EnrolmentService],
+) -> Template:
     web = await require_web(request, sessions)
     rdv = await enrolment.for_owner(rdv_id, _owner(web))
     flash = ERRORS.get(request.query_params.get("erreur", ""))
@@ -59,21 +70,30 @@ async def enrol_existing(request: Request[Any, Any, Any], rdv_id: FromPath[str],
 
 
 @get("/enrolement/{rdv_id:str}/statut", name="enrol_status")
-async def enrol_status(request: Request[Any, Any, Any], rdv_id: FromPath[str], sessions: NamedDependency[SessionStore],
-                       enrolment: NamedDependency[EnrolmentService]) -> Template:
+async def enrol_status(
+    request: Request[Any, Any, Any],
+    rdv_id: FromPath[str],
+    sessions: NamedDependency[SessionStore],
+    enrolment: NamedDependency[EnrolmentService],
+) -> Template:
     """The status fragment. An unclaimed QR about to expire is replaced by a new rendezvous."""
     web = await require_web(request, sessions)
     owner = _owner(web)
     rdv = await enrolment.for_owner(rdv_id, owner)
-    unclaimed = rdv.state == RendezvousState.WAITING or (
-        rdv.state == RendezvousState.EXPIRED and rdv.jkt is None)
+    unclaimed = rdv.state == RendezvousState.WAITING or (rdv.state == RendezvousState.EXPIRED and rdv.jkt is None)
     if unclaimed and rdv.expires_in() <= REPLACE_BEFORE_S and web.recent_login(sessions.settings.recent_login_s):
         rdv = await enrolment.open(owner)
     return page("_enrol_status.html", web, **_context(enrolment, rdv))
 
 
-async def _decide(request: Request[Any, Any, Any], rdv_id: FromPath[str], sessions: NamedDependency[SessionStore],
-                  enrolment: NamedDependency[EnrolmentService], *, accept: bool) -> Redirect:
+async def _decide(
+    request: Request[Any, Any, Any],
+    rdv_id: FromPath[str],
+    sessions: NamedDependency[SessionStore],
+    enrolment: NamedDependency[EnrolmentService],
+    *,
+    accept: bool,
+) -> Redirect:
     web = await require_web(request, sessions)
     await checked_form(request, web)
     try:
@@ -84,16 +104,25 @@ async def _decide(request: Request[Any, Any, Any], rdv_id: FromPath[str], sessio
 
 
 @post("/enrolement/{rdv_id:str}/confirmer", status_code=303)
-async def confirm(request: Request[Any, Any, Any], rdv_id: FromPath[str], sessions: NamedDependency[SessionStore],
-                  enrolment: NamedDependency[EnrolmentService]) -> Redirect:
+async def confirm(
+    request: Request[Any, Any, Any],
+    rdv_id: FromPath[str],
+    sessions: NamedDependency[SessionStore],
+    enrolment: NamedDependency[EnrolmentService],
+) -> Redirect:
     return await _decide(request, rdv_id, sessions, enrolment, accept=True)
 
 
 @post("/enrolement/{rdv_id:str}/refuser", status_code=303)
-async def reject(request: Request[Any, Any, Any], rdv_id: FromPath[str], sessions: NamedDependency[SessionStore],
-                 enrolment: NamedDependency[EnrolmentService]) -> Redirect:
+async def reject(
+    request: Request[Any, Any, Any],
+    rdv_id: FromPath[str],
+    sessions: NamedDependency[SessionStore],
+    enrolment: NamedDependency[EnrolmentService],
+) -> Redirect:
     return await _decide(request, rdv_id, sessions, enrolment, accept=False)
 
 
-enrol_router = Router(path="/", route_handlers=[enrol_page, enrol_existing, enrol_status, confirm, reject],
-                      include_in_schema=False)
+enrol_router = Router(
+    path="/", route_handlers=[enrol_page, enrol_existing, enrol_status, confirm, reject], include_in_schema=False
+)

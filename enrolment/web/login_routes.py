@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
 from contracts.errors import ErrorCode
+from core.audit import AuditTrail
 from core.errors import DomainError
 from core.settings import Settings
 from enrolment.identity_service import IdentityService
@@ -32,8 +33,12 @@ def _with_cookie(response: Redirect | Template, sessions: NamedDependency[Sessio
 
 
 @get("/connexion", name="login")
-async def login(request: Request[Any, Any, Any], sessions: NamedDependency[SessionStore], psc: NamedDependency[PscClient],
-                settings: NamedDependency[Settings]) -> Redirect:
+async def login(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionStore],
+    psc: NamedDependency[PscClient],
+    settings: NamedDependency[Settings],
+) -> Redirect:
     web = await load_web(request, sessions) or await sessions.create()
     auth = await psc.begin(redirect_uri=f"{settings.app.public_url.rstrip('/')}/auth/psc/callback")
     web.oidc_state, web.oidc_nonce, web.oidc_verifier = auth.state, auth.nonce, auth.code_verifier
@@ -43,19 +48,28 @@ async def login(request: Request[Any, Any, Any], sessions: NamedDependency[Sessi
 
 
 @get("/auth/psc/callback", name="psc_callback")
-async def psc_callback(request: Request[Any, Any, Any], sessions: NamedDependency[SessionStore], psc: NamedDependency[PscClient],
-                       identity: NamedDependency[IdentityService], settings: NamedDependency[Settings]) -> Redirect:
+async def psc_callback(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionStore],
+    psc: NamedDependency[PscClient],
+    identity: NamedDependency[IdentityService],
+    settings: NamedDependency[Settings],
+    audit: NamedDependency[AuditTrail],
+) -> Redirect:
     web = await load_web(request, sessions)
     params = request.query_params
     if web is None or not web.oidc_state:
         raise DomainError(ErrorCode.PSC_STATE_MISMATCH, "no login in progress, start again")
     psc.check_callback(dict(params))
     login_result = await psc.complete(
-        code=params.get("code", ""), state=params.get("state", ""), expected_state=web.oidc_state,
-        nonce=web.oidc_nonce or "", code_verifier=web.oidc_verifier or "",
-        redirect_uri=f"{settings.app.public_url.rstrip('/')}/auth/psc/callback")
-    logged = await identity.record_login(login_result.identity, auth_mode=login_result.auth_mode,
-                                         acr=login_result.acr)
+        code=params.get("code", ""),
+        state=params.get("state", ""),
+        expected_state=web.oidc_state,
+        nonce=web.oidc_nonce or "",
+        code_verifier=web.oidc_verifier or "",
+        redirect_uri=f"{settings.app.public_url.rstrip('/')}/auth/psc/callback",
+    )
+    logged = await identity.record_login(login_result.identity, auth_mode=login_result.auth_mode, acr=login_result.acr)
     web = await sessions.rotate(web)
     next_url = web.next_url or "/"
     web.oidc_state = web.oidc_nonce = web.oidc_verifier = web.next_url = None
@@ -64,19 +78,33 @@ async def psc_callback(request: Request[Any, Any, Any], sessions: NamedDependenc
     web.display_name, web.profession_code = professional.display_name, professional.profession_code
     web.auth_time, web.auth_mode = float(login_result.auth_time), login_result.auth_mode
     web.psc_id_token = login_result.id_token
-    web.activities = [ActivityChoice(structure_idnat=a.structure_idnat, name=a.name, city=a.city,
-                                     is_titulaire=a.is_titulaire, structure_id=str(a.structure_id))
-                      for a in logged.activities]
+    web.activities = [
+        ActivityChoice(
+            structure_idnat=a.structure_idnat,
+            name=a.name,
+            city=a.city,
+            is_titulaire=a.is_titulaire,
+            structure_id=str(a.structure_id),
+        )
+        for a in logged.activities
+    ]
     if len(web.activities) == 1:
-        _choose(web, web.activities[0])
+        await _choose(web, web.activities[0], audit)
     await sessions.save(web)
     target = "/connexion/structure?next=" + next_url if len(web.activities) > 1 else next_url
     return _with_cookie(Redirect(target), sessions, web)  # type: ignore[no-any-return]
 
 
-def _choose(web: WebSession, activity: ActivityChoice) -> None:
+async def _choose(web: WebSession, activity: ActivityChoice, audit: AuditTrail) -> None:
+    """Act for this structure from now on; the structure's trail shows who logged in for it."""
     web.structure_id, web.structure_name = activity.structure_id, activity.name
     web.is_titulaire = activity.is_titulaire
+    await audit.record(
+        "session.acting_for",
+        actor=web.idnat,
+        structure_id=activity.structure_id,
+        details={"authMode": web.auth_mode or ""},
+    )
 
 
 @get("/connexion/structure", name="choose_structure")
@@ -86,27 +114,37 @@ async def choose_structure_page(request: Request[Any, Any, Any], sessions: Named
 
 
 @post("/connexion/structure", status_code=303)
-async def choose_structure(request: Request[Any, Any, Any], sessions: NamedDependency[SessionStore]) -> Redirect:
+async def choose_structure(
+    request: Request[Any, Any, Any], sessions: NamedDependency[SessionStore], audit: NamedDependency[AuditTrail]
+) -> Redirect:
     web = await require_web(request, sessions)
     form = await checked_form(request, web)
     chosen = next((a for a in web.activities if a.structure_idnat == form.get("structure")), None)
     if chosen is None:
         raise DomainError(ErrorCode.NO_ACTIVITY, "choose one of your places of practice")
-    _choose(web, chosen)
+    await _choose(web, chosen, audit)
     await sessions.save(web)
     return Redirect(_safe_next(form.get("next")), status_code=303)
 
 
 @post("/deconnexion", status_code=303)
-async def logout(request: Request[Any, Any, Any], sessions: NamedDependency[SessionStore], psc: NamedDependency[PscClient],
-                 settings: NamedDependency[Settings]) -> Redirect:
+async def logout(
+    request: Request[Any, Any, Any],
+    sessions: NamedDependency[SessionStore],
+    psc: NamedDependency[PscClient],
+    settings: NamedDependency[Settings],
+) -> Redirect:
     web = await require_web(request, sessions)
     await checked_form(request, web)
     await sessions.destroy(web)
     target = "/"
     if web.psc_id_token:
-        target = psc.end_session_url(id_token_hint=web.psc_id_token,
-                                           post_logout_redirect_uri=f"{settings.app.public_url.rstrip('/')}/") or "/"
+        target = (
+            psc.end_session_url(
+                id_token_hint=web.psc_id_token, post_logout_redirect_uri=f"{settings.app.public_url.rstrip('/')}/"
+            )
+            or "/"
+        )
     response = Redirect(target, status_code=303)
     response.delete_cookie(sessions.cookie_name, path="/")
     return response
@@ -117,5 +155,8 @@ async def home(request: Request[Any, Any, Any], sessions: NamedDependency[Sessio
     return page("home.html", await load_web(request, sessions))
 
 
-login_router = Router(path="/", route_handlers=[login, psc_callback, choose_structure_page, choose_structure,
-                                               logout, home], include_in_schema=False)
+login_router = Router(
+    path="/",
+    route_handlers=[login, psc_callback, choose_structure_page, choose_structure, logout, home],
+    include_in_schema=False,
+)

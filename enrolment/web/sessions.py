@@ -78,8 +78,9 @@ class SessionStore:
 
     async def create(self) -> WebSession:
         now = time.time()
-        session = WebSession(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), created_at=now,
-                             last_seen=now)
+        session = WebSession(
+            id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), created_at=now, last_seen=now
+        )
         await self.save(session)
         return session
 
@@ -109,8 +110,9 @@ class SessionStore:
         """New id and CSRF token at login (no session fixation)."""
         await self._eph.delete(f"sess:{session.id}")
         now = time.time()
-        fresh = msgspec.structs.replace(session, id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32),
-                                        created_at=now, last_seen=now)
+        fresh = msgspec.structs.replace(
+            session, id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), created_at=now, last_seen=now
+        )
         await self.save(fresh)
         return fresh
 

@@ -35,9 +35,19 @@ class Phone:
         self.jwk = public_jwk(self.key)
         self.jkt = jwk_thumbprint(self.jwk)
 
-    def proof(self, method: str = "GET", url: str = f"{API}/v1/mailboxes", *, access_token: str | None = None,
-              nonce: str | None = None, iat: float | None = None, jti: str | None = None,
-              header: dict[str, Any] | None = None, drop: tuple[str, ...] = (), **claims: Any) -> str:
+    def proof(
+        self,
+        method: str = "GET",
+        url: str = f"{API}/v1/mailboxes",
+        *,
+        access_token: str | None = None,
+        nonce: str | None = None,
+        iat: float | None = None,
+        jti: str | None = None,
+        header: dict[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+        **claims: Any,
+    ) -> str:
         body: dict[str, Any] = {
             "htm": method,
             "htu": url,
@@ -90,8 +100,14 @@ async def _make_device(db: Database) -> uuid.UUID:
         session.add(pro)
         await session.flush()
         phone = Phone()
-        device = Device(professional_id=pro.id, name="test phone", platform="android", binding="es256",
-                        jkt=phone.jkt, public_jwk=phone.jwk)
+        device = Device(
+            professional_id=pro.id,
+            name="test phone",
+            platform="android",
+            binding="es256",
+            jkt=phone.jkt,
+            public_jwk=phone.jwk,
+        )
         session.add(device)
         await session.flush()
         return device.id

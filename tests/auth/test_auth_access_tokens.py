@@ -30,9 +30,14 @@ def issuer(signing_keys: SigningKeys) -> AccessTokenIssuer:
 
 
 def _issue(issuer: AccessTokenIssuer, *, now: int | None = None, jkt: str = "A" * 43) -> str:
-    return issuer.issue(device_id="0190f0b4-0000-7000-8000-00000000d001", professional_idnat="810000000001",
-                        jkt=jkt, scopes=[DEVICE, mailbox_scope(MAILBOX, "read")],
-                        structure_id="st-1", now=now).token
+    return issuer.issue(
+        device_id="0190f0b4-0000-7000-8000-00000000d001",
+        professional_idnat="810000000001",
+        jkt=jkt,
+        scopes=[DEVICE, mailbox_scope(MAILBOX, "read")],
+        structure_id="st-1",
+        now=now,
+    ).token
 
 
 def _code(exc: pytest.ExceptionInfo[AuthError]) -> ErrorCode:
@@ -40,8 +45,13 @@ def _code(exc: pytest.ExceptionInfo[AuthError]) -> ErrorCode:
 
 
 def test_issue_and_verify(issuer: AccessTokenIssuer, signing_keys: SigningKeys) -> None:
-    issued = issuer.issue(device_id="dev-1", professional_idnat="810000000001", jkt="A" * 43,
-                          scopes=[DEVICE, mailbox_scope(MAILBOX, "read"), DEVICE], structure_id="st-1")
+    issued = issuer.issue(
+        device_id="dev-1",
+        professional_idnat="810000000001",
+        jkt="A" * 43,
+        scopes=[DEVICE, mailbox_scope(MAILBOX, "read"), DEVICE],
+        structure_id="st-1",
+    )
     assert issued.expires_in == 300
     assert issued.scope == f"device mbx:{MAILBOX}:read"
     verified = issuer.verify(issued.token, skew_s=5)
@@ -56,16 +66,21 @@ def test_issue_and_verify(issuer: AccessTokenIssuer, signing_keys: SigningKeys) 
     # The token is a standard RFC 9068 JWT: an independent library reads it the same way.
     header = jwt.get_unverified_header(issued.token)
     assert header == {"alg": "ES256", "typ": "at+jwt", "kid": signing_keys.signing_key.kid}
-    claims = jwt.decode(issued.token, signing_keys.signing_key.public_key, algorithms=["ES256"],
-                        audience=AUD, issuer=ISS, options={"require": ["exp", "iat", "nbf", "jti", "sub"]})
+    claims = jwt.decode(
+        issued.token,
+        signing_keys.signing_key.public_key,
+        algorithms=["ES256"],
+        audience=AUD,
+        issuer=ISS,
+        options={"require": ["exp", "iat", "nbf", "jti", "sub"]},
+    )
     assert claims["cnf"] == {"jkt": "A" * 43}
     assert claims["client_id"] == claims["sub"] == "dev-1"
     assert claims["sid"] == "st-1"
 
 
 def test_structure_is_optional(issuer: AccessTokenIssuer) -> None:
-    issued = issuer.issue(device_id="d", professional_idnat="8", jkt="A" * 43, scopes=[DEVICE],
-                          structure_id=None)
+    issued = issuer.issue(device_id="d", professional_idnat="8", jkt="A" * 43, scopes=[DEVICE], structure_id=None)
     assert "sid" not in jwt.decode(issued.token, options={"verify_signature": False})
     assert issuer.verify(issued.token, skew_s=0).structure_id is None
 
@@ -102,8 +117,7 @@ def test_token_signed_by_another_key_under_our_kid(issuer: AccessTokenIssuer, tm
     ensure_dev_key(other_dir)
     other_key = SigningKeys.load(other_dir).signing_key.private_key
     claims = jwt.decode(_issue(issuer), options={"verify_signature": False})
-    forged = sign_es256(header={"typ": "at+jwt", "kid": issuer.keys.signing_key.kid}, payload=claims,
-                        key=other_key)
+    forged = sign_es256(header={"typ": "at+jwt", "kid": issuer.keys.signing_key.kid}, payload=claims, key=other_key)
     with pytest.raises(AuthError, match="bad signature"):
         issuer.verify(forged, skew_s=5)
 
@@ -118,10 +132,10 @@ def test_tampered_claims_refused(issuer: AccessTokenIssuer) -> None:
     assert _code(exc) == ErrorCode.INVALID_TOKEN
 
 
-@pytest.mark.parametrize(("issuer_name", "audience"),
-                         [(ISS, "https://elsewhere"), ("https://elsewhere", AUD)])
-def test_wrong_issuer_or_audience(signing_keys: SigningKeys, issuer: AccessTokenIssuer, issuer_name: str,
-                                  audience: str) -> None:
+@pytest.mark.parametrize(("issuer_name", "audience"), [(ISS, "https://elsewhere"), ("https://elsewhere", AUD)])
+def test_wrong_issuer_or_audience(
+    signing_keys: SigningKeys, issuer: AccessTokenIssuer, issuer_name: str, audience: str
+) -> None:
     other = AccessTokenIssuer(signing_keys, issuer=issuer_name, audience=audience, ttl_s=300)
     with pytest.raises(AuthError, match="wrong") as exc:
         issuer.verify(_issue(other), skew_s=5)
@@ -135,7 +149,8 @@ def test_alg_none_and_hs256_refused(issuer: AccessTokenIssuer, signing_keys: Sig
     none_token = f"{none_header}.{b64url_encode(json.dumps(claims).encode())}."
     # Key confusion: HMAC keyed with the public key PEM, which anyone can fetch from the JWKS.
     public_pem = signing_keys.signing_key.public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     hs_token = _hs256(claims, kid, public_pem)
     for token in (none_token, hs_token):
         with pytest.raises(AuthError, match="unsupported alg") as exc:
@@ -150,8 +165,7 @@ def _hs256(claims: dict[str, object], kid: str, secret: bytes) -> str:
     return f"{h}.{p}.{b64url_encode(sig)}"
 
 
-def test_other_jwt_types_signed_by_our_keys_refused(issuer: AccessTokenIssuer,
-                                                    signing_keys: SigningKeys) -> None:
+def test_other_jwt_types_signed_by_our_keys_refused(issuer: AccessTokenIssuer, signing_keys: SigningKeys) -> None:
     """A JWT our keys signed for another purpose (e.g. an operator bearer token) is no access token."""
     claims = jwt.decode(_issue(issuer), options={"verify_signature": False})
     for typ in ("JWT", "dpop+jwt", None):
@@ -171,8 +185,11 @@ def test_malformed_tokens_refused(issuer: AccessTokenIssuer, token: str) -> None
 def test_missing_binding_refused(issuer: AccessTokenIssuer, signing_keys: SigningKeys) -> None:
     claims = jwt.decode(_issue(issuer), options={"verify_signature": False})
     del claims["cnf"]
-    token = sign_es256(header={"typ": "at+jwt", "kid": signing_keys.signing_key.kid}, payload=claims,
-                       key=signing_keys.signing_key.private_key)
+    token = sign_es256(
+        header={"typ": "at+jwt", "kid": signing_keys.signing_key.kid},
+        payload=claims,
+        key=signing_keys.signing_key.private_key,
+    )
     with pytest.raises(AuthError, match="missing claims"):
         issuer.verify(token, skew_s=5)
 
@@ -190,7 +207,8 @@ def test_require_scope(issuer: AccessTokenIssuer) -> None:
 def test_scope_vocabulary(issuer: AccessTokenIssuer) -> None:
     assert mailbox_scope(str(MAILBOX).upper(), "send") == f"mbx:{MAILBOX}:send"
     assert mailbox_rights([DEVICE, mailbox_scope(MAILBOX, "read"), mailbox_scope(MAILBOX, "send")]) == {
-        MAILBOX: frozenset({"read", "send"})}
+        MAILBOX: frozenset({"read", "send"})
+    }
     for bad in (["admin"], [f"mbx:{MAILBOX}:delete"], ["mbx:not-a-uuid:read"], ["device mbx"]):
         with pytest.raises(ValueError, match="unknown scope"):
             format_scopes(bad)

@@ -23,14 +23,32 @@ MAX_AGE = 60
 SKEW = 5
 
 
-async def _verify(proof: str | None, *, nonces: DpopNonces, replay: Ephemeral, method: str = "GET",
-                  url: str = URL, access_token: str | None = TOKEN, **kw: Any) -> Any:
-    return await verify_dpop_proof(proof=proof, method=method, url=url, access_token=access_token,
-                                   nonces=nonces, replay=replay, max_age_s=MAX_AGE, skew_s=SKEW, **kw)
+async def _verify(
+    proof: str | None,
+    *,
+    nonces: DpopNonces,
+    replay: Ephemeral,
+    method: str = "GET",
+    url: str = URL,
+    access_token: str | None = TOKEN,
+    **kw: Any,
+) -> Any:
+    return await verify_dpop_proof(
+        proof=proof,
+        method=method,
+        url=url,
+        access_token=access_token,
+        nonces=nonces,
+        replay=replay,
+        max_age_s=MAX_AGE,
+        skew_s=SKEW,
+        **kw,
+    )
 
 
-async def _refused(proof: str | None, code: ErrorCode, *, nonces: DpopNonces, replay: Ephemeral,
-                   **kw: Any) -> AuthError:
+async def _refused(
+    proof: str | None, code: ErrorCode, *, nonces: DpopNonces, replay: Ephemeral, **kw: Any
+) -> AuthError:
     with pytest.raises(AuthError) as exc:
         await _verify(proof, nonces=nonces, replay=replay, **kw)
     assert exc.value.code == code, exc.value.detail
@@ -51,11 +69,11 @@ async def test_valid_proof(phone: Any, nonces: DpopNonces, ephemeral: Ephemeral)
     assert MAX_AGE + SKEW < ttl <= MAX_AGE + 2 * SKEW
 
 
-async def test_token_endpoint_proof_without_access_token(phone: Any, nonces: DpopNonces,
-                                                         ephemeral: Ephemeral) -> None:
+async def test_token_endpoint_proof_without_access_token(phone: Any, nonces: DpopNonces, ephemeral: Ephemeral) -> None:
     proof = phone.proof("POST", f"{API}/v1/token", nonce=nonces.issue())
-    verified = await _verify(proof, nonces=nonces, replay=ephemeral, method="POST", url=f"{API}/v1/token",
-                             access_token=None)
+    verified = await _verify(
+        proof, nonces=nonces, replay=ephemeral, method="POST", url=f"{API}/v1/token", access_token=None
+    )
     assert verified.jkt == phone.jkt
 
 
@@ -69,34 +87,38 @@ async def test_replayed_proof_refused(phone: Any, nonces: DpopNonces, ephemeral:
     await _verify(proof, nonces=nonces, replay=ephemeral)
     await _refused(proof, ErrorCode.DPOP_REPLAYED, nonces=nonces, replay=ephemeral)
     # A new proof reusing the jti of the first one is a replay too.
-    again = phone.proof(access_token=TOKEN, nonce=nonces.issue(), jti=jwt.decode(
-        proof, options={"verify_signature": False})["jti"])
+    again = phone.proof(
+        access_token=TOKEN, nonce=nonces.issue(), jti=jwt.decode(proof, options={"verify_signature": False})["jti"]
+    )
     await _refused(again, ErrorCode.DPOP_REPLAYED, nonces=nonces, replay=ephemeral)
 
 
-async def test_rejected_proof_does_not_burn_its_jti(phone: Any, nonces: DpopNonces,
-                                                    ephemeral: Ephemeral) -> None:
-    await _refused(phone.proof(access_token=TOKEN, jti="j"), ErrorCode.USE_DPOP_NONCE, nonces=nonces,
-                   replay=ephemeral)
-    await _verify(phone.proof(access_token=TOKEN, jti="j", nonce=nonces.issue()), nonces=nonces,
-                  replay=ephemeral)
+async def test_rejected_proof_does_not_burn_its_jti(phone: Any, nonces: DpopNonces, ephemeral: Ephemeral) -> None:
+    await _refused(phone.proof(access_token=TOKEN, jti="j"), ErrorCode.USE_DPOP_NONCE, nonces=nonces, replay=ephemeral)
+    await _verify(phone.proof(access_token=TOKEN, jti="j", nonce=nonces.issue()), nonces=nonces, replay=ephemeral)
 
 
-async def test_proof_for_another_method_or_url_refused(phone: Any, nonces: DpopNonces,
-                                                       ephemeral: Ephemeral) -> None:
+async def test_proof_for_another_method_or_url_refused(phone: Any, nonces: DpopNonces, ephemeral: Ephemeral) -> None:
     nonce = nonces.issue()
-    for method, url in (("POST", URL), ("get", URL), ("GET", f"{API}/v1/mailboxes/other"),
-                        ("GET", "https://evil.test/v1/mailboxes"), ("GET", URL.replace("https", "http")),
-                        ("GET", f"{API}:8443/v1/mailboxes")):
+    for method, url in (
+        ("POST", URL),
+        ("get", URL),
+        ("GET", f"{API}/v1/mailboxes/other"),
+        ("GET", "https://evil.test/v1/mailboxes"),
+        ("GET", URL.replace("https", "http")),
+        ("GET", f"{API}:8443/v1/mailboxes"),
+    ):
         proof = phone.proof(method, url, access_token=TOKEN, nonce=nonce)
         await _refused(proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral)
 
 
-async def test_htu_is_compared_normalised_without_query(phone: Any, nonces: DpopNonces,
-                                                        ephemeral: Ephemeral) -> None:
+async def test_htu_is_compared_normalised_without_query(phone: Any, nonces: DpopNonces, ephemeral: Ephemeral) -> None:
     nonce = nonces.issue()
-    for htu in ("HTTPS://API.MSS-Companion.test:443/v1/mailboxes", f"{URL}?page=2#top",
-                "https://api.mss-companion.test/v1/%6dailboxes"):
+    for htu in (
+        "HTTPS://API.MSS-Companion.test:443/v1/mailboxes",
+        f"{URL}?page=2#top",
+        "https://api.mss-companion.test/v1/%6dailboxes",
+    ):
         proof = phone.proof("GET", htu, access_token=TOKEN, nonce=nonce)
         await _verify(proof, nonces=nonces, replay=ephemeral, url=f"{URL}?page=1")
 
@@ -122,10 +144,10 @@ async def test_wrong_or_missing_ath_refused(phone: Any, nonces: DpopNonces, ephe
         await _refused(odd_proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral)
 
 
-async def test_missing_nonce_answers_use_dpop_nonce_with_a_fresh_one(phone: Any, nonces: DpopNonces,
-                                                                    ephemeral: Ephemeral) -> None:
-    error = await _refused(phone.proof(access_token=TOKEN), ErrorCode.USE_DPOP_NONCE, nonces=nonces,
-                           replay=ephemeral)
+async def test_missing_nonce_answers_use_dpop_nonce_with_a_fresh_one(
+    phone: Any, nonces: DpopNonces, ephemeral: Ephemeral
+) -> None:
+    error = await _refused(phone.proof(access_token=TOKEN), ErrorCode.USE_DPOP_NONCE, nonces=nonces, replay=ephemeral)
     fresh = error.headers["DPoP-Nonce"]
     assert nonces.check(fresh)
     # The phone retries with the nonce it was given, and is let in.
@@ -137,8 +159,9 @@ async def test_old_or_forged_nonce_refused(phone: Any, nonces: DpopNonces, ephem
     old = nonces.issue(now=now - 2 * nonces.window_s)
     forged = DpopNonces(b"some-other-secret-0123456789abcdef", 300).issue()
     for nonce in (old, forged, "not-a-nonce", old[:-1] + ("A" if old[-1] != "A" else "B")):
-        error = await _refused(phone.proof(access_token=TOKEN, nonce=nonce), ErrorCode.USE_DPOP_NONCE,
-                               nonces=nonces, replay=ephemeral)
+        error = await _refused(
+            phone.proof(access_token=TOKEN, nonce=nonce), ErrorCode.USE_DPOP_NONCE, nonces=nonces, replay=ephemeral
+        )
         assert nonces.check(error.headers["DPoP-Nonce"])
     # The previous window's nonce is still good.
     previous = nonces.issue(now=now - nonces.window_s)
@@ -158,19 +181,19 @@ def test_nonce_windows() -> None:
         DpopNonces(b"short", 100)
 
 
-async def test_proof_by_another_key_than_the_token_binding(phone: Any, other_phone: Any, nonces: DpopNonces,
-                                                           ephemeral: Ephemeral) -> None:
+async def test_proof_by_another_key_than_the_token_binding(
+    phone: Any, other_phone: Any, nonces: DpopNonces, ephemeral: Ephemeral
+) -> None:
     proof = other_phone.proof(access_token=TOKEN, nonce=nonces.issue())
-    error = await _refused(proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral,
-                           expected_jkt=phone.jkt)
+    error = await _refused(proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral, expected_jkt=phone.jkt)
     assert error.detail == "proof key does not match the token binding"
 
 
-async def test_jwk_in_header_must_be_the_signing_key(phone: Any, other_phone: Any, nonces: DpopNonces,
-                                                     ephemeral: Ephemeral) -> None:
+async def test_jwk_in_header_must_be_the_signing_key(
+    phone: Any, other_phone: Any, nonces: DpopNonces, ephemeral: Ephemeral
+) -> None:
     proof = other_phone.proof(access_token=TOKEN, nonce=nonces.issue(), header={"jwk": phone.jwk})
-    error = await _refused(proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral,
-                           expected_jkt=phone.jkt)
+    error = await _refused(proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral, expected_jkt=phone.jkt)
     assert error.detail == "bad signature"
 
 
@@ -184,23 +207,29 @@ def _unsigned(header: dict[str, Any], claims: dict[str, Any], alg: str, secret: 
 
 
 async def test_alg_none_and_hs256_refused(phone: Any, nonces: DpopNonces, ephemeral: Ephemeral) -> None:
-    claims = jwt.decode(phone.proof(access_token=TOKEN, nonce=nonces.issue()),
-                        options={"verify_signature": False})
+    claims = jwt.decode(phone.proof(access_token=TOKEN, nonce=nonces.issue()), options={"verify_signature": False})
     header = {"typ": "dpop+jwt", "jwk": phone.jwk}
-    for proof in (_unsigned(header, claims, "none"),
-                  _unsigned(header, claims, "HS256", phone.jwk["x"].encode()),
-                  jwt.encode(claims, "secret-secret-secret-secret-1234", algorithm="HS256", headers=header)):
+    for proof in (
+        _unsigned(header, claims, "none"),
+        _unsigned(header, claims, "HS256", phone.jwk["x"].encode()),
+        jwt.encode(claims, "secret-secret-secret-secret-1234", algorithm="HS256", headers=header),
+    ):
         error = await _refused(proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral)
         assert error.detail == "alg must be ES256"
 
 
-async def test_other_algorithms_refused_even_if_correctly_signed(nonces: DpopNonces,
-                                                                 ephemeral: Ephemeral) -> None:
+async def test_other_algorithms_refused_even_if_correctly_signed(nonces: DpopNonces, ephemeral: Ephemeral) -> None:
     key = ec.generate_private_key(ec.SECP384R1())
     jwk = jwt.PyJWK.from_dict(json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))).key
     assert jwk is not None
-    claims = {"htm": "GET", "htu": URL, "iat": int(time.time()), "jti": "x", "nonce": nonces.issue(),
-              "ath": access_token_hash(TOKEN)}
+    claims = {
+        "htm": "GET",
+        "htu": URL,
+        "iat": int(time.time()),
+        "jti": "x",
+        "nonce": nonces.issue(),
+        "ath": access_token_hash(TOKEN),
+    }
     header = {"typ": "dpop+jwt", "jwk": json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))}
     proof = jwt.encode(claims, key, algorithm="ES384", headers=header)
     await _refused(proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral)
@@ -245,8 +274,7 @@ async def test_bad_jti_refused(phone: Any, nonces: DpopNonces, ephemeral: Epheme
     await _verify(longest, nonces=nonces, replay=ephemeral)
 
 
-async def test_malformed_or_multiple_proofs_refused(phone: Any, nonces: DpopNonces,
-                                                    ephemeral: Ephemeral) -> None:
+async def test_malformed_or_multiple_proofs_refused(phone: Any, nonces: DpopNonces, ephemeral: Ephemeral) -> None:
     one = phone.proof(access_token=TOKEN, nonce=nonces.issue())
     for proof in (f"{one}, {one}", "abc", "a.b.c", one + "x" * 5000, one.rsplit(".", 1)[0] + ".AAAA"):
         await _refused(proof, ErrorCode.DPOP_INVALID, nonces=nonces, replay=ephemeral)

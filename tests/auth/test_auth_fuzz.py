@@ -29,8 +29,11 @@ JWK = public_jwk(KEY)
 NONCES = DpopNonces(b"0123456789abcdef0123456789abcdef", 300)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=60),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=60),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
@@ -38,29 +41,47 @@ claim_names = st.sampled_from(["htm", "htu", "iat", "jti", "nonce", "ath", "exp"
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(claims=st.dictionaries(claim_names, json_values, max_size=7),
-       header=st.dictionaries(st.sampled_from(["typ", "jwk", "kid", "x5c", "crit", "b64"]), json_values,
-                              max_size=3))
-def test_arbitrary_signed_proofs_only_raise_auth_errors(claims: dict[str, Any],
-                                                        header: dict[str, Any]) -> None:
+@given(
+    claims=st.dictionaries(claim_names, json_values, max_size=7),
+    header=st.dictionaries(st.sampled_from(["typ", "jwk", "kid", "x5c", "crit", "b64"]), json_values, max_size=3),
+)
+def test_arbitrary_signed_proofs_only_raise_auth_errors(claims: dict[str, Any], header: dict[str, Any]) -> None:
     base = {"htm": "GET", "htu": URL, "iat": int(time.time()), "jti": "j", "nonce": NONCES.issue()}
     proof = sign_es256(header={"typ": "dpop+jwt", "jwk": JWK, **header}, payload={**base, **claims}, key=KEY)
 
     async def run() -> None:
-        await verify_dpop_proof(proof=proof, method="GET", url=URL, access_token="at", nonces=NONCES,
-                                replay=MemoryEphemeral(), max_age_s=60, skew_s=5)
+        await verify_dpop_proof(
+            proof=proof,
+            method="GET",
+            url=URL,
+            access_token="at",
+            nonces=NONCES,
+            replay=MemoryEphemeral(),
+            max_age_s=60,
+            skew_s=5,
+        )
 
     with contextlib.suppress(AuthError):
         asyncio.run(run())
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(max_size=300)
-       | st.from_regex(r"[A-Za-z0-9_\-]{0,40}\.[A-Za-z0-9_\-]{0,40}\.[A-Za-z0-9_\-]{0,90}", fullmatch=True))
+@given(
+    st.text(max_size=300)
+    | st.from_regex(r"[A-Za-z0-9_\-]{0,40}\.[A-Za-z0-9_\-]{0,40}\.[A-Za-z0-9_\-]{0,90}", fullmatch=True)
+)
 def test_arbitrary_proof_strings_only_raise_auth_errors(proof: str) -> None:
     async def run() -> None:
-        await verify_dpop_proof(proof=proof, method="GET", url=URL, access_token=None, nonces=NONCES,
-                                replay=MemoryEphemeral(), max_age_s=60, skew_s=5)
+        await verify_dpop_proof(
+            proof=proof,
+            method="GET",
+            url=URL,
+            access_token=None,
+            nonces=NONCES,
+            replay=MemoryEphemeral(),
+            max_age_s=60,
+            skew_s=5,
+        )
 
     with contextlib.suppress(AuthError):
         asyncio.run(run())
@@ -73,14 +94,29 @@ def test_arbitrary_access_tokens_only_raise_auth_errors(tmp_path: Path) -> None:
     kid = keys.signing_key.kid
 
     @settings(max_examples=200, deadline=None)
-    @given(claims=st.dictionaries(st.sampled_from(["iss", "aud", "sub", "idnat", "scope", "cnf", "iat", "nbf",
-                                                   "exp", "jti", "sid"]), json_values, max_size=11),
-           token_text=st.text(max_size=200))
+    @given(
+        claims=st.dictionaries(
+            st.sampled_from(["iss", "aud", "sub", "idnat", "scope", "cnf", "iat", "nbf", "exp", "jti", "sid"]),
+            json_values,
+            max_size=11,
+        ),
+        token_text=st.text(max_size=200),
+    )
     def check(claims: dict[str, Any], token_text: str) -> None:
-        good = {"iss": "i", "aud": "a", "sub": "d", "idnat": "8", "scope": "device", "cnf": {"jkt": "x"},
-                "iat": int(time.time()), "exp": int(time.time()) + 60, "jti": "j"}
-        signed = sign_es256(header={"typ": "at+jwt", "kid": kid}, payload={**good, **claims},
-                            key=keys.signing_key.private_key)
+        good = {
+            "iss": "i",
+            "aud": "a",
+            "sub": "d",
+            "idnat": "8",
+            "scope": "device",
+            "cnf": {"jkt": "x"},
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+            "jti": "j",
+        }
+        signed = sign_es256(
+            header={"typ": "at+jwt", "kid": kid}, payload={**good, **claims}, key=keys.signing_key.private_key
+        )
         for token in (signed, token_text, _hs256(claims)):
             with contextlib.suppress(AuthError):
                 issuer.verify(token, skew_s=5)

@@ -56,20 +56,23 @@ def test_load_public_jwk_returns_canonical_thumbprint_and_key() -> None:
     assert loaded.jwk is not load_public_jwk(jwk).jwk  # callers may keep or change their copy
 
 
-@pytest.mark.parametrize("change", [
-    {"d": "AAAA"},  # private EC key
-    {"p": "AAAA"},
-    {"k": "AAAA"},
-    {"kty": "RSA"},
-    {"kty": "OKP"},
-    {"crv": "P-384"},
-    {"crv": "secp256k1"},
-    {"alg": "RS256"},
-    {"alg": "none"},
-    {"use": "enc"},
-    {"x": None},
-    {"x": 12},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"d": "AAAA"},  # private EC key
+        {"p": "AAAA"},
+        {"k": "AAAA"},
+        {"kty": "RSA"},
+        {"kty": "OKP"},
+        {"crv": "P-384"},
+        {"crv": "secp256k1"},
+        {"alg": "RS256"},
+        {"alg": "none"},
+        {"use": "enc"},
+        {"x": None},
+        {"x": 12},
+    ],
+)
 def test_invalid_jwk_refused(change: dict[str, object]) -> None:
     jwk: dict[str, object] = {**_jwk(), **change}
     with pytest.raises(JwkError):

@@ -33,15 +33,15 @@ async def _issue(db: Database, tokens: RefreshTokens, device_id: uuid.UUID, **kw
         return await tokens.issue(session, device_id=device_id, **kw)
 
 
-async def _rotate(db: Database, tokens: RefreshTokens, presented: str, device_id: uuid.UUID,
-                  **kw: Any) -> RotatedRefreshToken | RefreshTokenReuse:
+async def _rotate(
+    db: Database, tokens: RefreshTokens, presented: str, device_id: uuid.UUID, **kw: Any
+) -> RotatedRefreshToken | RefreshTokenReuse:
     """What the token endpoint does: rotate in a transaction, act on a reuse after the commit."""
     async with db.transaction() as session:
         return await tokens.rotate(session, presented=presented, device_id=device_id, **kw)
 
 
-async def _rotated(db: Database, tokens: RefreshTokens, presented: str,
-                   device_id: uuid.UUID) -> RotatedRefreshToken:
+async def _rotated(db: Database, tokens: RefreshTokens, presented: str, device_id: uuid.UUID) -> RotatedRefreshToken:
     outcome = await _rotate(db, tokens, presented, device_id)
     assert isinstance(outcome, RotatedRefreshToken)
     return outcome
@@ -49,13 +49,13 @@ async def _rotated(db: Database, tokens: RefreshTokens, presented: str,
 
 async def _rows(db: Database, device_id: uuid.UUID) -> list[RefreshToken]:
     async with db.read() as session:
-        result = await session.scalars(select(RefreshToken).where(RefreshToken.device_id == device_id)
-                                       .order_by(RefreshToken.created_at))
+        result = await session.scalars(
+            select(RefreshToken).where(RefreshToken.device_id == device_id).order_by(RefreshToken.created_at)
+        )
         return list(result)
 
 
-async def _invalid_grant(db: Database, tokens: RefreshTokens, presented: str, device_id: uuid.UUID,
-                         **kw: Any) -> None:
+async def _invalid_grant(db: Database, tokens: RefreshTokens, presented: str, device_id: uuid.UUID, **kw: Any) -> None:
     with pytest.raises(AuthError) as exc:
         await _rotate(db, tokens, presented, device_id, **kw)
     assert exc.value.code == ErrorCode.INVALID_GRANT
@@ -87,8 +87,7 @@ async def test_rotation(database: Database, tokens: RefreshTokens, make_device: 
     assert [r.used_at is not None for r in rows] == [True, True, False]
 
 
-async def test_reuse_revokes_the_whole_family(database: Database, tokens: RefreshTokens,
-                                              make_device: Any) -> None:
+async def test_reuse_revokes_the_whole_family(database: Database, tokens: RefreshTokens, make_device: Any) -> None:
     device = await make_device(database)
     first = await _issue(database, tokens, device)
     second, family = await _rotated(database, tokens, first, device)
@@ -113,8 +112,9 @@ async def test_reuse_revokes_the_whole_family(database: Database, tokens: Refres
     assert isinstance(await _rotate(database, tokens, unrelated, device), RotatedRefreshToken)
 
 
-async def test_reuse_revocation_survives_the_raised_error(database: Database, tokens: RefreshTokens,
-                                                          make_device: Any) -> None:
+async def test_reuse_revocation_survives_the_raised_error(
+    database: Database, tokens: RefreshTokens, make_device: Any
+) -> None:
     """The documented pattern: commit, then raise — the revocation is not rolled back."""
     device = await make_device(database)
     first = await _issue(database, tokens, device)
@@ -178,8 +178,7 @@ async def test_purge_expired(database: Database, tokens: RefreshTokens, make_dev
     assert [r.token_hash for r in await _rows(database, device)] == [hash_refresh_token(live)]
 
 
-async def test_concurrent_rotation_of_one_token(database: Database, tokens: RefreshTokens,
-                                                make_device: Any) -> None:
+async def test_concurrent_rotation_of_one_token(database: Database, tokens: RefreshTokens, make_device: Any) -> None:
     """Two rotations racing on one token: exactly one wins, the other is handled as a reuse."""
     if database.dialect != "postgresql":
         pytest.skip("SQLite serialises writers (Database.write_lock); the race needs PostgreSQL")

@@ -53,8 +53,7 @@ class RoundTrips(Ephemeral):
         self.calls.append("incr")
         return await self.inner.incr(key, ttl_s)
 
-    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes,
-                              ttl_s: float | None = None) -> bool:
+    async def compare_and_set(self, key: str, expected: bytes | None, value: bytes, ttl_s: float | None = None) -> bool:
         self.calls.append("compare_and_set")
         return await self.inner.compare_and_set(key, expected, value, ttl_s)
 
@@ -75,8 +74,9 @@ def issuer(signing_keys: SigningKeys) -> AccessTokenIssuer:
 
 
 def _token(issuer: AccessTokenIssuer, *, iat: int | None = None, jkt: str = "A" * 43) -> Any:
-    issued = issuer.issue(device_id=DEVICE, professional_idnat="810000000001", jkt=jkt, scopes=["device"],
-                          structure_id=None, now=iat)
+    issued = issuer.issue(
+        device_id=DEVICE, professional_idnat="810000000001", jkt=jkt, scopes=["device"], structure_id=None, now=iat
+    )
     return issuer.verify(issued.token, skew_s=5)
 
 
@@ -102,8 +102,12 @@ async def test_revoked_device_is_refused_with_wipe(issuer: AccessTokenIssuer, ep
     assert ttl is not None
     assert ttl > TokenSettings().access_ttl_s + TokenSettings().clock_skew_s
     # Other devices are not affected.
-    other = issuer.verify(issuer.issue(device_id="another", professional_idnat="8", jkt="A" * 43,
-                                       scopes=["device"], structure_id=None).token, skew_s=5)
+    other = issuer.verify(
+        issuer.issue(
+            device_id="another", professional_idnat="8", jkt="A" * 43, scopes=["device"], structure_id=None
+        ).token,
+        skew_s=5,
+    )
     await revocations.check(other)
 
 
@@ -142,19 +146,30 @@ async def test_stale_mark_only_moves_forward(issuer: AccessTokenIssuer, ephemera
     assert int(await ephemeral.get(stale_key(DEVICE)) or b"0") >= now
 
 
-async def test_full_request_check(issuer: AccessTokenIssuer, ephemeral: Ephemeral, phone: Any,
-                                  other_phone: Any) -> None:
+async def test_full_request_check(
+    issuer: AccessTokenIssuer, ephemeral: Ephemeral, phone: Any, other_phone: Any
+) -> None:
     """Token, then proof bound to it, then revocation: the order the API runs them in."""
     nonces = DpopNonces(b"0123456789abcdef0123456789abcdef", 300)
     revocations = DeviceRevocations(ephemeral, ttl_s=400)
-    access = issuer.issue(device_id=DEVICE, professional_idnat="810000000001", jkt=phone.jkt,
-                          scopes=["device"], structure_id=None).token
+    access = issuer.issue(
+        device_id=DEVICE, professional_idnat="810000000001", jkt=phone.jkt, scopes=["device"], structure_id=None
+    ).token
     url = f"{API}/v1/me"
 
     async def call(proof: str) -> None:
         token = issuer.verify(access, skew_s=5)
-        await verify_dpop_proof(proof=proof, method="GET", url=url, access_token=access, nonces=nonces,
-                                replay=ephemeral, max_age_s=60, skew_s=5, expected_jkt=token.jkt)
+        await verify_dpop_proof(
+            proof=proof,
+            method="GET",
+            url=url,
+            access_token=access,
+            nonces=nonces,
+            replay=ephemeral,
+            max_age_s=60,
+            skew_s=5,
+            expected_jkt=token.jkt,
+        )
         await revocations.check(token)
 
     await call(phone.proof("GET", url, access_token=access, nonce=nonces.issue()))

@@ -19,8 +19,11 @@ def _issuer(keys: SigningKeys) -> AccessTokenIssuer:
 
 
 def _issue(keys: SigningKeys) -> str:
-    return _issuer(keys).issue(device_id="d1", professional_idnat="810000000001", jkt="j" * 43,
-                               scopes=["device"], structure_id=None).token
+    return (
+        _issuer(keys)
+        .issue(device_id="d1", professional_idnat="810000000001", jkt="j" * 43, scopes=["device"], structure_id=None)
+        .token
+    )
 
 
 def test_ensure_dev_key_creates_one_private_key_file(tmp_path: Path) -> None:
@@ -89,9 +92,11 @@ def test_operator_named_keys_are_dated_by_mtime(tmp_path: Path) -> None:
     directory.mkdir()
     for name, age in (("prod-a", 200), ("prod-b", 100)):
         path = directory / f"{name}.pem"
-        path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption()))
+        path.write_bytes(
+            ec.generate_private_key(ec.SECP256R1()).private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            )
+        )
         os.utime(path, (time.time() - age, time.time() - age))
     assert SigningKeys.load(directory).signing_key.kid == "prod-b"
 
@@ -116,11 +121,15 @@ def test_empty_or_missing_directory_refused(tmp_path: Path) -> None:
         SigningKeys.load(tmp_path / "empty")
 
 
-@pytest.mark.parametrize("content", [
-    ec.generate_private_key(ec.SECP384R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        ec.generate_private_key(ec.SECP384R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",
+    ],
+)
 def test_bad_key_file_refused_at_load(tmp_path: Path, content: bytes) -> None:
     generate_key_file(tmp_path)
     (tmp_path / "bad.pem").write_bytes(content)

@@ -23,13 +23,15 @@ async def _whoami_raw(phone: PhoneClient, *, proof: str | None, scheme: str = "D
     return await phone.http.get("/api/v1/whoami", headers=headers)
 
 
-async def _fresh_proof(phone: PhoneClient, key: DeviceKey | None = None, *, url: str = "/api/v1/whoami",
-                       method: str = "GET") -> str:
+async def _fresh_proof(
+    phone: PhoneClient, key: DeviceKey | None = None, *, url: str = "/api/v1/whoami", method: str = "GET"
+) -> str:
     nonce_source = await phone.http.get("/health/live")
     del nonce_source
     await phone.whoami()  # refreshes the client's nonce
-    return (key or phone.state.key).dpop_proof(method=method, url=f"{BASE}{url}", nonce=phone._nonce,
-                                               access_token=phone.state.access_token)
+    return (key or phone.state.key).dpop_proof(
+        method=method, url=f"{BASE}{url}", nonce=phone._nonce, access_token=phone.state.access_token
+    )
 
 
 async def test_token_without_proof_is_useless(backends: Backends, tmp_path: Path) -> None:
@@ -78,8 +80,9 @@ async def test_first_call_learns_the_nonce(backends: Backends, tmp_path: Path) -
     async with running(backends, tmp_path) as h:
         await h.login(NURSE)
         phone = await h.enrol_phone()
-        proof = phone.state.key.dpop_proof(method="GET", url=f"{BASE}/api/v1/whoami",
-                                           access_token=phone.state.access_token)
+        proof = phone.state.key.dpop_proof(
+            method="GET", url=f"{BASE}/api/v1/whoami", access_token=phone.state.access_token
+        )
         response = await _whoami_raw(phone, proof=proof)
         assert response.status_code == 401
         assert response.json()["code"] == "use_dpop_nonce"
@@ -94,14 +97,16 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(backends: Backends, 
         await phone.refresh()
         assert phone.state.refresh_token != first_refresh
         assert (await phone.whoami())["deviceId"] == phone.state.device_id
-        stolen = await phone.request("POST", "/api/v1/token",
-                                     json={"grantType": "refresh_token", "refreshToken": first_refresh})
+        stolen = await phone.request(
+            "POST", "/api/v1/token", json={"grantType": "refresh_token", "refreshToken": first_refresh}
+        )
         assert stolen.status_code == 400
         assert stolen.json()["code"] == "refresh_token_reused"
         assert await _audited(h, "token.refresh_reused", phone.state.device_id)
         # the whole family is dead, the current refresh token included ...
-        after = await phone.request("POST", "/api/v1/token",
-                                    json={"grantType": "refresh_token", "refreshToken": phone.state.refresh_token})
+        after = await phone.request(
+            "POST", "/api/v1/token", json={"grantType": "refresh_token", "refreshToken": phone.state.refresh_token}
+        )
         assert after.json()["code"] == "invalid_grant"
         # ... and the phone signs in again with its key
         phone.state.refresh_token = None
@@ -140,7 +145,8 @@ async def test_revocation_reaches_a_second_instance_within_a_second(backends: Ba
     async with AsyncExitStack() as stack:
         one: Harness = await stack.enter_async_context(running(backends, tmp_path))
         two: Harness = await stack.enter_async_context(
-            running(backends, tmp_path, app=one.settings.app, tokens=one.settings.tokens))
+            running(backends, tmp_path, app=one.settings.app, tokens=one.settings.tokens)
+        )
         await one.login(TITULAIRE)
         phone = await one.enrol_phone()
         on_two = two.phone()
@@ -166,6 +172,7 @@ async def _audited(h: Harness, action: str, device_id: str | None) -> bool:
     from core.db.models import AuditEvent
 
     async with h.container.db.read() as session:
-        found = await session.scalar(select(AuditEvent.id).where(AuditEvent.action == action,
-                                                                 AuditEvent.device_id == device_id))
+        found = await session.scalar(
+            select(AuditEvent.id).where(AuditEvent.action == action, AuditEvent.device_id == device_id)
+        )
     return found is not None

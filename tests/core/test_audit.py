@@ -18,14 +18,18 @@ async def test_chain_verifies_and_detects_an_edited_row(database: Database) -> N
     audit = AuditTrail(database)
     structure = uuid.uuid4()
     for i in range(5):
-        await audit.record("device.enrolled", actor="810001234565", structure_id=structure,
-                           device_id=uuid.uuid4(), details={"n": i})
+        await audit.record(
+            "device.enrolled", actor="810001234565", structure_id=structure, device_id=uuid.uuid4(), details={"n": i}
+        )
     check = await audit.verify(str(structure))
     assert check.ok and check.events == 5
 
     async with database.transaction() as session:
-        await session.execute(update(AuditEvent).where(AuditEvent.chain == str(structure), AuditEvent.seq == 3)
-                              .values(actor="899999999999"))
+        await session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.chain == str(structure), AuditEvent.seq == 3)
+            .values(actor="899999999999")
+        )
     broken = await audit.verify(str(structure))
     assert not broken.ok
     assert broken.first_bad_seq == 3

@@ -16,21 +16,29 @@ def test_embedded_defaults_need_no_configuration(tmp_path: object) -> None:
 
 
 def test_values_are_parsed_by_type() -> None:
-    settings = Settings.from_env({
-        "MSSC_ENROLMENT_MAX_DEVICES_PER_PROFESSIONAL": "3", "MSSC_SESSION_COOKIE_SECURE": "false",
-        "MSSC_ENROLMENT_EXTRA_ORIGINS": "android:apk-key-hash:abc, ios:bundle:fr.example",
-        "MSSC_STORE_URL": "redis://127.0.0.1:6379/0", "MSSC_APP_DATA_DIR": "/tmp/mssc-settings-test"})
+    settings = Settings.from_env(
+        {
+            "MSSC_ENROLMENT_MAX_DEVICES_PER_PROFESSIONAL": "3",
+            "MSSC_SESSION_COOKIE_SECURE": "false",
+            "MSSC_ENROLMENT_EXTRA_ORIGINS": "android:apk-key-hash:abc, ios:bundle:fr.example",
+            "MSSC_STORE_URL": "redis://127.0.0.1:6379/0",
+            "MSSC_APP_DATA_DIR": "/tmp/mssc-settings-test",
+        }
+    )
     assert settings.enrolment.max_devices_per_professional == 3
     assert settings.session.cookie_secure is False
     assert settings.enrolment.extra_origins == ("android:apk-key-hash:abc", "ios:bundle:fr.example")
     assert settings.store.is_redis
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("MSSC_ENROLMENT_MAX_DEVICES_PER_PROFESSIONAL", "five"),
-    ("MSSC_SESSION_COOKIE_SECURE", "maybe"),
-    ("MSSC_APP_MODE", "staging"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MSSC_ENROLMENT_MAX_DEVICES_PER_PROFESSIONAL", "five"),
+        ("MSSC_SESSION_COOKIE_SECURE", "maybe"),
+        ("MSSC_APP_MODE", "staging"),
+    ],
+)
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
@@ -45,16 +53,29 @@ def test_production_refuses_dev_features_and_missing_secrets() -> None:
     with pytest.raises(SettingsError) as err:
         Settings.from_env({"MSSC_APP_MODE": "production"})
     message = str(err.value)
-    for name in ("MSSC_APP_SECRET_KEY", "MSSC_PSC_SANDBOX", "MSSC_PSC_CLIENT_SECRET", "MSSC_DB_URL",
-                 "MSSC_TOKENS_SIGNING_KEYS_DIR", "MSSC_APP_PUBLIC_URL"):
+    for name in (
+        "MSSC_APP_SECRET_KEY",
+        "MSSC_PSC_SANDBOX",
+        "MSSC_PSC_CLIENT_SECRET",
+        "MSSC_DB_URL",
+        "MSSC_TOKENS_SIGNING_KEYS_DIR",
+        "MSSC_APP_PUBLIC_URL",
+    ):
         assert name in message
 
 
 def test_a_complete_production_configuration_starts() -> None:
-    settings = Settings.from_env({
-        "MSSC_APP_MODE": "production", "MSSC_APP_SECRET_KEY": "s" * 40,
-        "MSSC_APP_PUBLIC_URL": "https://companion.example.fr", "MSSC_PSC_SANDBOX": "false",
-        "MSSC_PSC_ISSUER": "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet",
-        "MSSC_PSC_CLIENT_SECRET": "from-the-ans", "MSSC_DB_URL": "postgresql+asyncpg://db/mssc",
-        "MSSC_STORE_URL": "redis://redis:6379/0", "MSSC_TOKENS_SIGNING_KEYS_DIR": "/run/secrets/keys"})
+    settings = Settings.from_env(
+        {
+            "MSSC_APP_MODE": "production",
+            "MSSC_APP_SECRET_KEY": "s" * 40,
+            "MSSC_APP_PUBLIC_URL": "https://companion.example.fr",
+            "MSSC_PSC_SANDBOX": "false",
+            "MSSC_PSC_ISSUER": "https://auth.esw.esante.gouv.fr/auth/realms/esante-wallet",
+            "MSSC_PSC_CLIENT_SECRET": "from-the-ans",
+            "MSSC_DB_URL": "postgresql+asyncpg://db/mssc",
+            "MSSC_STORE_URL": "redis://redis:6379/0",
+            "MSSC_TOKENS_SIGNING_KEYS_DIR": "/run/secrets/keys",
+        }
+    )
     assert settings.app.is_production and not settings.psc.sandbox

@@ -50,8 +50,7 @@ async def test_check_code_mismatch_refused_creates_no_device(backends: Backends,
         with pytest.raises(Exception) as err:
             await phone.complete(timeout_s=1)
         assert getattr(err.value, "code", "") == "enrolment_rejected"
-        assert await h.container.devices.of_professional(
-            (await _professional_id(h, NURSE))) == []
+        assert await h.container.devices.of_professional(await _professional_id(h, NURSE)) == []
 
 
 async def test_qr_is_single_use(backends: Backends, tmp_path: Path) -> None:
@@ -99,7 +98,9 @@ async def test_webauthn_phone_and_assertion_sign_in(backends: Backends, tmp_path
         phone = await h.enrol_phone(name="iPhone officine", binding="webauthn", platform="ios")
         me = await phone.me()
         assert {m["address"] for m in me["mailboxes"]} == {
-            "helene.garnier@pharmacien.mssante.fr", "pharmacie.tilleuls@pharmacie.mssante.fr"}
+            "helene.garnier@pharmacien.mssante.fr",
+            "pharmacie.tilleuls@pharmacie.mssante.fr",
+        }
         phone.state.access_token = phone.state.refresh_token = None
         await phone.sign_in()  # a user-verified WebAuthn assertion, no refresh token
         assert (await phone.whoami())["deviceId"] == phone.state.device_id

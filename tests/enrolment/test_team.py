@@ -11,7 +11,7 @@ from sqlalchemy import update
 from core.db.models import AuditEvent
 from phone.client import PhoneError
 from tests.conftest import Backends
-from tests.harness import ADJOINT, NURSE, NURSE_TWO_PLACES, TITULAIRE, BASE, running
+from tests.harness import ADJOINT, BASE, NURSE, NURSE_TWO_PLACES, TITULAIRE, running
 
 PHARMACY_MAILBOX = "pharmacie.tilleuls@pharmacie.mssante.fr"
 
@@ -50,13 +50,17 @@ async def test_titulaire_revokes_a_member_device_and_removes_read_grant(backends
 
         # withdraw the read grant: the phone's token goes stale at once, the refreshed one lacks the scope
         mailbox_id = pharmacy["id"]
-        professional = re.search(r'name="professional" value="([^"]+)"[^>]*>\s*<input type="checkbox" id="r-\1-'
-                                 + mailbox_id, team.text)
-        julien_id = re.findall(r'<tr data-member="' + ADJOINT + r'">.*?name="professional" value="([^"]+)"',
-                               team.text, re.S)[0]
+        professional = re.search(
+            r'name="professional" value="([^"]+)"[^>]*>\s*<input type="checkbox" id="r-\1-' + mailbox_id, team.text
+        )
+        julien_id = re.findall(
+            r'<tr data-member="' + ADJOINT + r'">.*?name="professional" value="([^"]+)"', team.text, re.S
+        )[0]
         del professional
-        await adjoint_side.web.post("/equipe/droits", data={
-            "csrf_token": adjoint_side.csrf(team.text), "mailbox": mailbox_id, "professional": julien_id})
+        await adjoint_side.web.post(
+            "/equipe/droits",
+            data={"csrf_token": adjoint_side.csrf(team.text), "mailbox": mailbox_id, "professional": julien_id},
+        )
         me = await phone.me()  # refreshes on token_stale, by itself
         assert PHARMACY_MAILBOX not in [m["address"] for m in me["mailboxes"]]
 
@@ -64,8 +68,9 @@ async def test_titulaire_revokes_a_member_device_and_removes_read_grant(backends
         team = await _as_titulaire(adjoint_side)
         device_id = phone.state.device_id
         assert f'data-revoke-device="{device_id}"' in team.text
-        done = await adjoint_side.web.post(f"/equipe/appareils/{device_id}/revoquer",
-                                           data={"csrf_token": adjoint_side.csrf(team.text)})
+        done = await adjoint_side.web.post(
+            f"/equipe/appareils/{device_id}/revoquer", data={"csrf_token": adjoint_side.csrf(team.text)}
+        )
         assert done.status_code == 303
         with pytest.raises(PhoneError) as err:
             await phone.whoami()
@@ -87,13 +92,17 @@ async def test_add_member_by_rpps_approve_and_remove(backends: Backends, tmp_pat
         assert added.status_code == 303
         team = await _as_titulaire(h)
         assert "RPPS 10009999990" in team.text
-        bad = await h.web.post("/equipe/membres", data={"csrf_token": h.csrf(team.text), "rpps": "123"},
-                               headers={"Accept": "application/json"})
+        bad = await h.web.post(
+            "/equipe/membres",
+            data={"csrf_token": h.csrf(team.text), "rpps": "123"},
+            headers={"Accept": "application/json"},
+        )
         assert bad.status_code == 400 and bad.json()["code"] == "validation_failed"
-        membership = re.search(r'/equipe/membres/([0-9a-f-]+)/retirer', team.text)
+        membership = re.search(r"/equipe/membres/([0-9a-f-]+)/retirer", team.text)
         assert membership is not None
-        removed = await h.web.post(f"/equipe/membres/{membership.group(1)}/retirer",
-                                   data={"csrf_token": h.csrf(team.text)})
+        removed = await h.web.post(
+            f"/equipe/membres/{membership.group(1)}/retirer", data={"csrf_token": h.csrf(team.text)}
+        )
         assert removed.status_code == 303
 
 
@@ -104,7 +113,7 @@ async def test_removed_member_asks_again_and_is_approved(backends: Backends, tmp
         team = await _as_titulaire(h)
         row = re.search(r'<tr data-member="' + ADJOINT + r'">(.*?)</tr>', team.text, re.S)
         assert row is not None
-        removal = re.search(r'/equipe/membres/([0-9a-f-]+)/retirer', row.group(1))
+        removal = re.search(r"/equipe/membres/([0-9a-f-]+)/retirer", row.group(1))
         assert removal is not None
         await h.web.post(removal.group(0), data={"csrf_token": h.csrf(team.text)})
         assert ADJOINT not in (await _as_titulaire(h)).text
@@ -115,7 +124,7 @@ async def test_removed_member_asks_again_and_is_approved(backends: Backends, tmp
         await h.login(TITULAIRE)
         team = await _as_titulaire(h)
         assert "demande en attente" in team.text
-        approve = re.search(r'/equipe/membres/([0-9a-f-]+)/accepter', team.text)
+        approve = re.search(r"/equipe/membres/([0-9a-f-]+)/accepter", team.text)
         assert approve is not None
         await h.web.post(approve.group(0), data={"csrf_token": h.csrf(team.text)})
         assert "demande en attente" not in (await _as_titulaire(h)).text
@@ -128,8 +137,9 @@ async def test_audit_chain_detects_an_edited_row_on_the_page(backends: Backends,
         journal = await _as_titulaire(h, "/equipe/journal")
         assert 'id="chain-ok"' in journal.text
         async with h.container.db.transaction() as session:
-            await session.execute(update(AuditEvent).where(AuditEvent.action == "device.enrolled")
-                                  .values(actor="899999999999"))
+            await session.execute(
+                update(AuditEvent).where(AuditEvent.action == "device.enrolled").values(actor="899999999999")
+            )
         journal = await _as_titulaire(h, "/equipe/journal")
         assert 'id="chain-broken"' in journal.text
         export = await h.web.get("/equipe/journal.jsonl")
@@ -149,7 +159,10 @@ async def test_forms_need_the_csrf_token(backends: Backends, tmp_path: Path) -> 
     async with running(backends, tmp_path) as h:
         await h.login(NURSE)
         phone = await h.enrol_phone()
-        forged = await h.web.post(f"/appareils/{phone.state.device_id}/revoquer", data={"csrf_token": "forged"},
-                                  headers={"Accept": "application/json"})
+        forged = await h.web.post(
+            f"/appareils/{phone.state.device_id}/revoquer",
+            data={"csrf_token": "forged"},
+            headers={"Accept": "application/json"},
+        )
         assert forged.status_code == 403 and forged.json()["code"] == "csrf_failed"
         assert (await phone.whoami())["deviceId"] == phone.state.device_id

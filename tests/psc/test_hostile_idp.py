@@ -39,9 +39,7 @@ RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 def _jwk(key: Any, kid: str) -> dict[str, Any]:
     algorithm = (
-        jwt.algorithms.ECAlgorithm
-        if isinstance(key, ec.EllipticCurvePublicKey)
-        else jwt.algorithms.RSAAlgorithm
+        jwt.algorithms.ECAlgorithm if isinstance(key, ec.EllipticCurvePublicKey) else jwt.algorithms.RSAAlgorithm
     )
     return {**algorithm.to_jwk(key, as_dict=True), "kid": kid, "use": "sig"}
 
@@ -201,9 +199,7 @@ def hostile() -> Hostile:
 @pytest.fixture
 async def client(hostile: Hostile) -> AsyncIterator[PscClient]:
     async with AsyncTestClient(app=hostile_app(hostile), base_url=ORIGIN) as http:
-        yield PscClient(
-            psc_settings(issuer=ISSUER), redirect_uri=f"{ORIGIN}/cb", http=http, jwks_min_refresh_s=0
-        )
+        yield PscClient(psc_settings(issuer=ISSUER), redirect_uri=f"{ORIGIN}/cb", http=http, jwks_min_refresh_s=0)
 
 
 async def complete(client: PscClient, hostile: Hostile, *, nonce: str | None = None) -> PscLogin:
@@ -218,9 +214,7 @@ async def complete(client: PscClient, hostile: Hostile, *, nonce: str | None = N
     )
 
 
-async def refused(
-    client: PscClient, hostile: Hostile, code: ErrorCode, *, nonce: str | None = None
-) -> DomainError:
+async def refused(client: PscClient, hostile: Hostile, code: ErrorCode, *, nonce: str | None = None) -> DomainError:
     with pytest.raises(DomainError) as caught:
         await complete(client, hostile, nonce=nonce)
     assert caught.value.code is code, caught.value.detail
@@ -281,9 +275,7 @@ async def test_low_or_missing_acr_is_refused(client: PscClient, hostile: Hostile
         {"sub": DROP},
     ],
 )
-async def test_bad_id_token_claims_are_refused(
-    client: PscClient, hostile: Hostile, claims: dict[str, Any]
-) -> None:
+async def test_bad_id_token_claims_are_refused(client: PscClient, hostile: Hostile, claims: dict[str, Any]) -> None:
     hostile.claims.update(claims)
     await refused(client, hostile, ErrorCode.PSC_INVALID_TOKEN)
 
@@ -330,9 +322,7 @@ async def test_userinfo_without_idnat_is_refused(client: PscClient, hostile: Hos
     ("status", "code"),
     [(503, ErrorCode.PSC_UNAVAILABLE), (500, ErrorCode.PSC_UNAVAILABLE), (400, ErrorCode.PSC_ERROR)],
 )
-async def test_token_endpoint_failures(
-    client: PscClient, hostile: Hostile, status: int, code: ErrorCode
-) -> None:
+async def test_token_endpoint_failures(client: PscClient, hostile: Hostile, status: int, code: ErrorCode) -> None:
     hostile.token_status = status
     await refused(client, hostile, code)
 

@@ -145,15 +145,11 @@ def test_section_normalisation(raw: str | None, expected: str | None) -> None:
         (None, "A", False),
     ],
 )
-def test_titulaire_needs_pharmacist_and_section_a(
-    profession: str | None, section: str, titulaire: bool
-) -> None:
+def test_titulaire_needs_pharmacist_and_section_a(profession: str | None, section: str, titulaire: bool) -> None:
     exercice: dict[str, Any] = {"activities": [{"codeSectionPharmacien": section}]}
     if profession:
         exercice["codeProfession"] = profession
-    identity = parse_identity(
-        {"sub": "s", "SubjectNameID": "810001234565", "SubjectRefPro": {"exercices": [exercice]}}
-    )
+    identity = parse_identity({"sub": "s", "SubjectNameID": "810001234565", "SubjectRefPro": {"exercices": [exercice]}})
     assert identity.activities[0].is_titulaire is titulaire
 
 
@@ -218,11 +214,7 @@ def test_bare_rpps_in_other_ids() -> None:
         {"otherIds": [None, {"origine": "RPPS"}]},
         {"SubjectRole": "10"},
         {"given_name": 12, "family_name": ["x"]},
-        {
-            "SubjectRefPro": {
-                "exercices": [{"codeProfession": 21, "activities": [{"codeSectionPharmacien": True}]}]
-            }
-        },
+        {"SubjectRefPro": {"exercices": [{"codeProfession": 21, "activities": [{"codeSectionPharmacien": True}]}]}},
     ],
 )
 def test_wrong_types_are_ignored(junk: dict[str, Any]) -> None:
@@ -253,7 +245,5 @@ def test_sandbox_payloads_round_trip() -> None:
         identity = parse_identity(person.userinfo())
         assert identity.idnat == person.idnat
         assert identity.rpps == person.rpps
-        assert [a.structure_idnat for a in identity.activities] == [
-            a.structure.idnat for a in person.activities
-        ]
+        assert [a.structure_idnat for a in identity.activities] == [a.structure.idnat for a in person.activities]
         assert identity.is_titulaire is any(a.section_pharmacien == "A" for a in person.activities)

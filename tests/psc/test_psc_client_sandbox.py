@@ -24,9 +24,7 @@ async def login(
     psc: PscClient, http: httpx.AsyncClient, idnat: str, mode: str, userinfo_format: str | None = None
 ) -> PscLogin:
     auth = await psc.begin()
-    callback = await browser_login(
-        http, auth.url, professional=idnat, auth_mode=mode, userinfo_format=userinfo_format
-    )
+    callback = await browser_login(http, auth.url, professional=idnat, auth_mode=mode, userinfo_format=userinfo_format)
     return await psc.complete(
         code=callback["code"],
         state=callback["state"],
@@ -52,9 +50,7 @@ async def test_authorization_url_carries_psc_parameters(psc: PscClient) -> None:
     assert auth.code_verifier not in repr(auth)
 
 
-@pytest.mark.parametrize(
-    ("mode", "acr", "auth_mode"), [("card", "eidas3", "CARD"), ("ecps", "eidas1", "MOBILE")]
-)
+@pytest.mark.parametrize(("mode", "acr", "auth_mode"), [("card", "eidas3", "CARD"), ("ecps", "eidas1", "MOBILE")])
 @pytest.mark.parametrize("userinfo_format", ["json", "jwt"])
 async def test_titulaire_logs_in(
     psc: PscClient, http: httpx.AsyncClient, mode: str, acr: str, auth_mode: str, userinfo_format: str
@@ -117,9 +113,7 @@ async def test_every_sandbox_professional_parses(psc: PscClient, http: httpx.Asy
     for person in PROFESSIONALS:
         identity = (await login(psc, http, person.idnat, "card")).identity
         assert identity.idnat == person.idnat
-        assert [a.structure_idnat for a in identity.activities] == [
-            a.structure.idnat for a in person.activities
-        ]
+        assert [a.structure_idnat for a in identity.activities] == [a.structure.idnat for a in person.activities]
 
 
 async def test_discovery_uses_the_psc_path_and_is_cached(sandbox_app: object, client_clock: Clock) -> None:
@@ -151,9 +145,7 @@ async def test_standard_discovery_path_also_served(http: httpx.AsyncClient) -> N
 
 
 async def test_client_secret_post(http: httpx.AsyncClient) -> None:
-    client = PscClient(
-        psc_settings(), redirect_uri=REDIRECT_URI, http=http, token_auth_method="client_secret_post"
-    )
+    client = PscClient(psc_settings(), redirect_uri=REDIRECT_URI, http=http, token_auth_method="client_secret_post")
     assert (await login(client, http, NURSE, "card")).identity.idnat == NURSE
 
 
@@ -243,9 +235,7 @@ async def test_wrong_pkce_verifier_is_refused(psc: PscClient, http: httpx.AsyncC
     assert "invalid_grant" in str(caught.value.detail)
 
 
-async def test_expired_id_token_is_refused(
-    psc: PscClient, http: httpx.AsyncClient, client_clock: Clock
-) -> None:
+async def test_expired_id_token_is_refused(psc: PscClient, http: httpx.AsyncClient, client_clock: Clock) -> None:
     auth = await psc.begin()
     callback = await browser_login(http, auth.url, professional=NURSE, auth_mode="card")
     client_clock.offset = 120 + 31  # past exp and the 30 s leeway
@@ -261,9 +251,7 @@ async def test_expired_id_token_is_refused(
     assert "expired" in str(caught.value.detail)
 
 
-async def test_code_expires_after_60_seconds(
-    psc: PscClient, http: httpx.AsyncClient, sandbox_clock: Clock
-) -> None:
+async def test_code_expires_after_60_seconds(psc: PscClient, http: httpx.AsyncClient, sandbox_clock: Clock) -> None:
     auth = await psc.begin()
     callback = await browser_login(http, auth.url, professional=NURSE, auth_mode="card")
     sandbox_clock.offset = 61
@@ -337,9 +325,7 @@ async def test_cancelled_login_is_reported(psc: PscClient, http: httpx.AsyncClie
     auth = await psc.begin()
     page = parse_page((await http.get(auth.url)).text)
     data = {i["name"]: i["value"] for i in page.forms[0].inputs if i.get("type") == "hidden"}
-    response = await http.post(
-        auth.url.split("?")[0], data={**data, "action": "cancel"}, follow_redirects=False
-    )
+    response = await http.post(auth.url.split("?")[0], data={**data, "action": "cancel"}, follow_redirects=False)
     callback = {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
     assert callback["state"] == auth.state
     with pytest.raises(DomainError) as caught:

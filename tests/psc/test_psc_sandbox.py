@@ -40,9 +40,7 @@ def authorize_url(verifier: str, **overrides: str | None) -> str:
 
 
 async def get_code(http: httpx.AsyncClient, verifier: str, **overrides: str | None) -> str:
-    callback = await browser_login(
-        http, authorize_url(verifier, **overrides), professional=NURSE, auth_mode="card"
-    )
+    callback = await browser_login(http, authorize_url(verifier, **overrides), professional=NURSE, auth_mode="card")
     assert callback["state"] == "st-123"
     assert callback["iss"] == ISSUER
     return callback["code"]
@@ -165,9 +163,7 @@ async def test_code_exchange_and_userinfo_json(http: httpx.AsyncClient, verifier
         "CARD",
         CLIENT_ID,
     )
-    userinfo = await http.get(
-        f"{OIDC}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
+    userinfo = await http.get(f"{OIDC}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert userinfo.headers["content-type"].startswith("application/json")
     assert userinfo.json()["sub"] == claims["sub"]
     assert userinfo.json()["SubjectNameID"] == NURSE
@@ -176,14 +172,10 @@ async def test_code_exchange_and_userinfo_json(http: httpx.AsyncClient, verifier
 async def test_userinfo_jwt_on_request(http: httpx.AsyncClient, verifier: str) -> None:
     code = await get_code(http, verifier, sandbox_userinfo="jwt")
     tokens = (await redeem(http, code, verifier)).json()
-    userinfo = await http.get(
-        f"{OIDC}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
+    userinfo = await http.get(f"{OIDC}/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert userinfo.headers["content-type"].startswith("application/jwt")
     [key] = (await http.get(f"{OIDC}/certs")).json()["keys"]
-    claims = jwt.decode(
-        userinfo.text, jwt.PyJWK(key), algorithms=["ES256"], audience=CLIENT_ID, issuer=ISSUER
-    )
+    claims = jwt.decode(userinfo.text, jwt.PyJWK(key), algorithms=["ES256"], audience=CLIENT_ID, issuer=ISSUER)
     assert claims["SubjectNameID"] == NURSE
 
 
@@ -199,9 +191,7 @@ async def test_client_secret_post_and_not_both(http: httpx.AsyncClient, verifier
 @pytest.mark.parametrize(
     "auth", [httpx.BasicAuth(CLIENT_ID, "wrong"), httpx.BasicAuth("other", CLIENT_SECRET), httpx.Auth()]
 )
-async def test_client_authentication_is_required(
-    http: httpx.AsyncClient, verifier: str, auth: httpx.Auth
-) -> None:
+async def test_client_authentication_is_required(http: httpx.AsyncClient, verifier: str, auth: httpx.Auth) -> None:
     code = await get_code(http, verifier)
     response = await http.post(f"{OIDC}/token", data=token_form(code, verifier), auth=auth)
     assert response.status_code == 401
@@ -229,16 +219,12 @@ async def test_reused_code_revokes_its_tokens(http: httpx.AsyncClient, verifier:
     first = (await redeem(http, code, verifier)).json()
     second = await redeem(http, code, verifier)
     assert second.json()["error"] == "invalid_grant"
-    userinfo = await http.get(
-        f"{OIDC}/userinfo", headers={"Authorization": f"Bearer {first['access_token']}"}
-    )
+    userinfo = await http.get(f"{OIDC}/userinfo", headers={"Authorization": f"Bearer {first['access_token']}"})
     assert userinfo.status_code == 401
     assert 'error="invalid_token"' in userinfo.headers["www-authenticate"]
 
 
-async def test_access_token_lives_120_seconds(
-    http: httpx.AsyncClient, sandbox_clock: Clock, verifier: str
-) -> None:
+async def test_access_token_lives_120_seconds(http: httpx.AsyncClient, sandbox_clock: Clock, verifier: str) -> None:
     tokens = (await redeem(http, await get_code(http, verifier), verifier)).json()
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     sandbox_clock.offset = 119
@@ -267,6 +253,4 @@ async def test_logout(http: httpx.AsyncClient, params: dict[str, Any], status: i
 
 def test_issuer_must_be_under_the_router_path() -> None:
     with pytest.raises(ValueError, match="not under the router path"):
-        create_psc_sandbox_router(
-            issuer="http://x/auth/realms/esante-wallet", client_id="c", client_secret="s"
-        )
+        create_psc_sandbox_router(issuer="http://x/auth/realms/esante-wallet", client_id="c", client_secret="s")

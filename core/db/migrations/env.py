@@ -15,8 +15,7 @@ config = context.config
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
-                      compare_type=True)
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -33,5 +32,6 @@ if connection is not None:
     _run(connection)
 else:
     url = config.get_main_option("sqlalchemy.url") or os.environ.get(
-        "MSSC_DB_URL", "sqlite+aiosqlite:///.mssc-data/mss-companion.sqlite3")
+        "MSSC_DB_URL", "sqlite+aiosqlite:///.mssc-data/mss-companion.sqlite3"
+    )
     asyncio.run(_run_from_url(url))

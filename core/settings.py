@@ -148,6 +148,61 @@ class TokenSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    """The MSSanté operator: IMAP and SMTP submission, and how the companion logs in as a gateway."""
+
+    #: ``sandbox`` starts a local Dovecot operator in dev (the demo); ``remote`` uses the hosts below.
+    kind: Literal["sandbox", "remote"] = "sandbox"
+    imap_host: str = "127.0.0.1"
+    imap_port: int = 143
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    #: ``starttls``, ``implicit`` (IMAPS/SMTPS) or ``plain`` (loopback tests only; refused in production).
+    tls: Literal["starttls", "implicit", "plain"] = "starttls"
+    ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    #: ``master`` (master user + authorization identity), ``bearer`` (JWT over XOAUTH2/OAUTHBEARER),
+    #: ``certificate`` (SASL EXTERNAL with the client certificate).
+    auth: Literal["master", "bearer", "certificate"] = "master"
+    master_user: str = ""
+    master_password: str = ""
+    #: ``authzid`` (SASL PLAIN authorization identity) or ``dovecot`` (``mailbox*master`` login).
+    master_style: Literal["authzid", "dovecot"] = "dovecot"
+    bearer_issuer: str = ""
+    bearer_key_file: str = ""
+    bearer_ttl_s: int = 300
+    bearer_mechanism: Literal["XOAUTH2", "OAUTHBEARER"] = "OAUTHBEARER"
+    pool_idle_s: int = 120
+    pool_max_per_mailbox: int = 4
+    connect_timeout_s: float = 10.0
+    command_timeout_s: float = 30.0
+    #: ``X-MSS-NIL`` on every message: the product reference given by the ANS.
+    product_reference: str = "MSS-COMPANION-DEV"
+    max_attachment_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TrustSpaceSettings:
+    """The MSSanté liste blanche: only these domains (and patients' addresses) may be written to."""
+
+    #: Path or URL of the published XML (``//Domaine/Nom``). Empty in dev: the sandbox list is used.
+    source: str = ""
+    refresh_s: int = 6 * 3600
+    patient_domain: str = "patient.mssante.fr"
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorySettings:
+    """Annuaire Santé (FHIR). ``sandbox`` serves a small local directory for the demo and tests."""
+
+    kind: Literal["sandbox", "fhir"] = "sandbox"
+    base_url: str = ""
+    api_key: str = ""
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """All settings, grouped by concern."""
 
@@ -158,6 +213,9 @@ class Settings:
     session: SessionSettings = field(default_factory=SessionSettings)
     enrolment: EnrolmentSettings = field(default_factory=EnrolmentSettings)
     tokens: TokenSettings = field(default_factory=TokenSettings)
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
+    trust_space: TrustSpaceSettings = field(default_factory=TrustSpaceSettings)
+    directory: DirectorySettings = field(default_factory=DirectorySettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -194,6 +252,10 @@ class Settings:
             (not self.tokens.signing_keys_dir, "MSSC_TOKENS_SIGNING_KEYS_DIR is required in production"),
             (not app.public_url.startswith("https://"), "MSSC_APP_PUBLIC_URL must be https in production"),
             (not self.session.cookie_secure, "MSSC_SESSION_COOKIE_SECURE cannot be false in production"),
+            (self.operator.kind == "sandbox", "MSSC_OPERATOR_KIND must be remote in production"),
+            (self.operator.tls == "plain", "MSSC_OPERATOR_TLS=plain is for loopback tests only"),
+            (self.directory.kind == "sandbox", "MSSC_DIRECTORY_KIND must be fhir in production"),
+            (not self.trust_space.source, "MSSC_TRUST_SPACE_SOURCE is required in production"),
         ]
         return [message for failed, message in required if failed]
 

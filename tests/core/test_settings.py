@@ -76,6 +76,11 @@ def test_a_complete_production_configuration_starts() -> None:
             "MSSC_DB_URL": "postgresql+asyncpg://db/mssc",
             "MSSC_STORE_URL": "redis://redis:6379/0",
             "MSSC_TOKENS_SIGNING_KEYS_DIR": "/run/secrets/keys",
+            "MSSC_OPERATOR_KIND": "remote",
+            "MSSC_OPERATOR_IMAP_HOST": "imap.operateur.example",
+            "MSSC_DIRECTORY_KIND": "fhir",
+            "MSSC_DIRECTORY_BASE_URL": "https://annuaire.example/fhir/v2",
+            "MSSC_TRUST_SPACE_SOURCE": "https://operateur.example/liste-blanche.xml",
         }
     )
     assert settings.app.is_production and not settings.psc.sandbox

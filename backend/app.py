@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
     async def start(app: Litestar) -> None:
         container = await build_container(settings, psc_http=psc_http)
         app.state.container = container
+        await container.start()
         if settings.psc.sandbox:
             from enrolment.sandbox_seed import seed_sandbox  # noqa: PLC0415 - dev only
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
@@ -15,11 +15,14 @@ from backend.auth.revocation import DeviceRevocations
 from backend.auth.signing_keys import SigningKeys, ensure_dev_key
 from backend.device_auth import DeviceAuthenticator
 from backend.device_tokens import DeviceTokens
+from backend.maintenance import Maintenance
+from contracts.events import EventType
 from core.audit import AuditTrail
 from core.db.engine import Database
 from core.db.models import Device
 from core.device_registry import DeviceRegistry
-from core.ephemeral import Ephemeral, create_ephemeral
+from core.ephemeral import Ephemeral, RedisEphemeral, create_ephemeral
+from core.fanout import FanOut, MemoryFanOut, RedisFanOut, new_event
 from core.logging import get_logger
 from core.settings import Settings
 from enrolment.enrolment_service import EnrolmentService
@@ -48,9 +51,17 @@ class Container:
     identity: IdentityService
     sessions: SessionStore
     psc: PscClient
-    closers: list[object] = field(default_factory=list)
+    fanout: FanOut
+    maintenance: Maintenance
+
+    async def start(self) -> None:
+        """Background parts: fan-out listener, housekeeping."""
+        await self.fanout.start()
+        self.maintenance.start()
 
     async def close(self) -> None:
+        await self.maintenance.stop()
+        await self.fanout.stop()
         await self.psc.aclose()
         await self.ephemeral.close()
         await self.db.dispose()
@@ -79,17 +90,31 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         settings=settings, access=access, nonces=nonces, replay=ephemeral, revocations=revocations
     )
     devices = DeviceRegistry(db, audit)
+    fanout: FanOut = (
+        RedisFanOut(ephemeral.client, settings.store.namespace)
+        if isinstance(ephemeral, RedisEphemeral)
+        else MemoryFanOut()
+    )
 
-    async def deny(device: Device, _reason: str) -> None:
+    async def deny(device: Device, reason: str) -> None:
         await revocations.revoke(device.id)
+        await fanout.publish(
+            new_event(
+                EventType.DEVICE_REVOKED,
+                device_id=str(device.id),
+                professional_id=str(device.professional_id),
+                reason=reason,
+            )
+        )
 
     devices.on_revoked(deny)
+    refresh = RefreshTokens(ttl_s=settings.tokens.refresh_ttl_s)
     device_tokens = DeviceTokens(
         settings=settings,
         db=db,
         audit=audit,
         access=access,
-        refresh=RefreshTokens(ttl_s=settings.tokens.refresh_ttl_s),
+        refresh=refresh,
         registry=devices,
         ephemeral=ephemeral,
     )
@@ -101,6 +126,7 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
     async def refresh_scopes(professional_id: uuid.UUID) -> None:
         for device in await devices.of_professional(professional_id):
             await revocations.mark_stale(device.id)
+        await fanout.publish(new_event(EventType.GRANTS_CHANGED, professional_id=str(professional_id)))
 
     teams.on_grants_changed(refresh_scopes)
     psc = PscClient(
@@ -122,4 +148,8 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         identity=IdentityService(db, audit),
         sessions=SessionStore(ephemeral, settings.session),
         psc=psc,
+        fanout=fanout,
+        maintenance=Maintenance(
+            db=db, devices=devices, refresh=refresh, idle_days=settings.enrolment.device_idle_expiry_days
+        ),
     )

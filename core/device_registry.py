@@ -128,7 +128,7 @@ class DeviceRegistry:
         for hook in self._on_revoked:
             try:
                 await hook(device, reason)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a hook failing must not undo the revocation
                 log.error("revocation_hook_failed", device_id=str(device.id), error_type=type(exc).__name__)
         return device
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contracts.events import Event, EventType
 from phone.client import PhoneClient, PhoneError
 from phone.keys import DeviceKey
 from tests.conftest import Backends
@@ -151,6 +152,12 @@ async def test_revocation_reaches_a_second_instance_within_a_second(backends: Ba
         phone = await one.enrol_phone()
         on_two = two.phone()
         on_two.state = phone.state  # the same phone, now talking to instance two
+        heard: list[Event] = []
+
+        async def listen(event: Event) -> None:
+            heard.append(event)
+
+        two.container.fanout.on_event(listen)
         assert (await on_two.whoami())["deviceId"] == phone.state.device_id
         page = await one.web.get("/appareils")
         await one.web.post(f"/appareils/{phone.state.device_id}/revoquer", data={"csrf_token": one.csrf(page.text)})
@@ -164,6 +171,9 @@ async def test_revocation_reaches_a_second_instance_within_a_second(backends: Ba
             assert time.monotonic() - revoked_at < 1.0, "instance two still accepts the revoked device"
             await asyncio.sleep(0.02)
         assert time.monotonic() - revoked_at < 1.0
+        while not any(e.type == EventType.DEVICE_REVOKED and e.device_id == phone.state.device_id for e in heard):
+            assert time.monotonic() - revoked_at < 1.0, "instance two never heard of the revocation"
+            await asyncio.sleep(0.01)
 
 
 async def _audited(h: Harness, action: str, device_id: str | None) -> bool:

@@ -70,6 +70,9 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # Client libraries log full URLs at INFO; ours never need them, and a URL can carry a query.
+    for noisy in ("httpx", "httpcore", "alembic", "aioimaplib", "aiosmtplib", "mail.log"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelNamesMapping().get(level, 20)))
 
 
 def get_logger(name: str) -> Any:

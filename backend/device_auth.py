@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Request
 
 from backend.auth.access_tokens import AccessTokenIssuer, VerifiedAccessToken
-from backend.auth.dpop import DpopNonces, VerifiedDpopProof, verify_dpop_proof
+from backend.auth.dpop import DpopNonces, VerifiedDpopProof, replay_key, replay_ttl, replayed, verify_dpop_proof
 from backend.auth.revocation import DeviceRevocations
 from contracts.errors import ErrorCode
 from core.ephemeral import Ephemeral
@@ -89,13 +89,21 @@ class DeviceAuthenticator:
             url=self._url(request),
             access_token=token.strip(),
             nonces=self.nonces,
-            replay=self._replay,
+            replay=None,  # recorded below, in the same store round trip as the denylist read
             max_age_s=self._tokens.dpop_max_age_s,
             skew_s=self._tokens.clock_skew_s,
             expected_jkt=verified.jkt,
         )
+        fresh, denylist = await self._replay.add_and_get_many(
+            replay_key(proof.jkt, proof.jti),
+            b"1",
+            replay_ttl(self._tokens.dpop_max_age_s, self._tokens.clock_skew_s),
+            DeviceRevocations.keys(verified.device_id),
+        )
+        if not fresh:
+            raise replayed()
         if not allow_revoked:
-            await self._revocations.check(verified)
+            DeviceRevocations.evaluate(verified, denylist)
         return AuthenticatedDevice(
             device_id=uuid.UUID(verified.device_id),
             idnat=verified.idnat,

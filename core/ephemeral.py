@@ -36,6 +36,12 @@ class Ephemeral(ABC):
         """Set only if absent; ``False`` when the key exists (replay caches, locks)."""
 
     @abstractmethod
+    async def add_and_get_many(
+        self, add_key: str, value: bytes, ttl_s: float, get_keys: list[str]
+    ) -> tuple[bool, list[bytes | None]]:
+        """``add`` one key and read others in one round trip (replay cache + denylist per request)."""
+
+    @abstractmethod
     async def delete(self, key: str) -> None: ...
 
     @abstractmethod
@@ -118,6 +124,11 @@ class MemoryEphemeral(Ephemeral):
             return False
         await self.set(key, value, ttl_s)
         return True
+
+    async def add_and_get_many(
+        self, add_key: str, value: bytes, ttl_s: float, get_keys: list[str]
+    ) -> tuple[bool, list[bytes | None]]:
+        return await self.add(add_key, value, ttl_s), await self.get_many(get_keys)
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
@@ -213,6 +224,15 @@ class RedisEphemeral(Ephemeral):
 
     async def add(self, key: str, value: bytes, ttl_s: float) -> bool:
         return bool(await self._r.set(self._k(key), value, px=max(1, int(ttl_s * 1000)), nx=True))
+
+    async def add_and_get_many(
+        self, add_key: str, value: bytes, ttl_s: float, get_keys: list[str]
+    ) -> tuple[bool, list[bytes | None]]:
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.set(self._k(add_key), value, px=max(1, int(ttl_s * 1000)), nx=True)
+            pipe.mget([self._k(k) for k in get_keys])
+            added, values = await pipe.execute()
+        return bool(added), [_bytes(v) for v in values]
 
     async def delete(self, key: str) -> None:
         await self._r.delete(self._k(key))

@@ -151,7 +151,7 @@ async def verify_dpop_proof(
     url: str,
     access_token: str | None,
     nonces: DpopNonces,
-    replay: Ephemeral,
+    replay: Ephemeral | None,
     max_age_s: int,
     skew_s: int,
     expected_jkt: str | None = None,
@@ -190,11 +190,23 @@ async def verify_dpop_proof(
             ErrorCode.USE_DPOP_NONCE, "use the DPoP-Nonce value", headers={NONCE_HEADER: nonces.issue(now=now)}
         )
 
-    # Remember the jti as long as the proof could still be accepted: iat may be skew_s ahead and is
-    # accepted for max_age_s + skew_s after that.
-    if not await replay.add(f"dpop:jti:{public.jkt}:{jti}", b"1", max_age_s + 2 * skew_s):
+    if replay is not None and not await replay.add(replay_key(public.jkt, jti), b"1", replay_ttl(max_age_s, skew_s)):
         raise AuthError(ErrorCode.DPOP_REPLAYED, "DPoP proof already used")
     return VerifiedDpopProof(jkt=public.jkt, jwk=public.jwk, jti=jti, iat=int(iat))
+
+
+def replay_key(jkt: str, jti: str) -> str:
+    return f"dpop:jti:{jkt}:{jti}"
+
+
+def replay_ttl(max_age_s: int, skew_s: int) -> int:
+    """Remember a jti as long as its proof could still be accepted: iat may be skew_s ahead and is
+    accepted for max_age_s + skew_s after that."""
+    return max_age_s + 2 * skew_s
+
+
+def replayed() -> AuthError:
+    return AuthError(ErrorCode.DPOP_REPLAYED, "DPoP proof already used")
 
 
 def _signer(jws: CompactJws) -> LoadedJwk:

@@ -68,9 +68,18 @@ class DeviceRevocations:
         # Only a storm of concurrent marks for one device gets here; each of them is within the same
         # seconds as ours, so at worst a token issued in those seconds survives until it expires.
 
+    @staticmethod
+    def keys(device_id: uuid.UUID | str) -> list[str]:
+        """The store keys ``evaluate`` needs, for callers that batch them with other store work."""
+        return [revoked_key(device_id), stale_key(device_id)]
+
     async def check(self, verified: VerifiedAccessToken) -> None:
         """Raise ``DEVICE_REVOKED`` (``wipe=True``) or ``TOKEN_STALE``; one store round-trip."""
-        revoked, stale = await self._store.get_many([revoked_key(verified.device_id), stale_key(verified.device_id)])
+        self.evaluate(verified, await self._store.get_many(self.keys(verified.device_id)))
+
+    @staticmethod
+    def evaluate(verified: VerifiedAccessToken, values: list[bytes | None]) -> None:
+        revoked, stale = values
         if revoked is not None:
             raise AuthError(ErrorCode.DEVICE_REVOKED, "device revoked", wipe=True)
         if stale is not None and verified.iat < int(stale):

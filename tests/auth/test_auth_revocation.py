@@ -41,6 +41,12 @@ class RoundTrips(Ephemeral):
         self.calls.append("add")
         return await self.inner.add(key, value, ttl_s)
 
+    async def add_and_get_many(
+        self, add_key: str, value: bytes, ttl_s: float, get_keys: list[str]
+    ) -> tuple[bool, list[bytes | None]]:
+        self.calls.append("add_and_get_many")
+        return await self.inner.add_and_get_many(add_key, value, ttl_s, get_keys)
+
     async def delete(self, key: str) -> None:
         self.calls.append("delete")
         await self.inner.delete(key)

@@ -52,3 +52,11 @@ async def test_json_helpers_and_clear(ephemeral: Ephemeral) -> None:
     assert await ephemeral.get_json("j") == {"a": [1, 2]}
     await ephemeral.clear()
     assert await ephemeral.get("j") is None
+
+
+async def test_add_and_get_many_in_one_step(ephemeral: Ephemeral) -> None:
+    await ephemeral.set("deny:1", b"revoked", 5)
+    added, values = await ephemeral.add_and_get_many("jti:a", b"1", 5, ["deny:1", "deny:2"])
+    assert added and values == [b"revoked", None]
+    again, _ = await ephemeral.add_and_get_many("jti:a", b"1", 5, ["deny:1"])
+    assert not again

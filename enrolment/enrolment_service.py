@@ -114,15 +114,17 @@ class EnrolmentService:
             return msgspec.structs.replace(rdv, confirmed=True)
 
         rdv = await self.store.update(rendezvous_id, change)
-        await self._audit.record(
-            "enrolment.confirmed" if accept else "enrolment.refused",
-            actor=owner.idnat,
-            structure_id=rdv.structure_id,
-            target=rdv.id[:8],
-            details={"deviceName": rdv.device_name or ""},
-        )
+        decision = {
+            "action": "enrolment.confirmed" if accept else "enrolment.refused",
+            "actor": owner.idnat,
+            "structure_id": rdv.structure_id,
+            "target": rdv.id[:8],
+            "details": {"deviceName": rdv.device_name or ""},
+        }
         if rdv.state == RendezvousState.CONFIRMED:
-            await self._create_device(rdv)
+            await self._create_device(rdv, also_audit=decision)
+        else:
+            await self._audit.record(**decision)
         return rdv
 
     # phone side -------------------------------------------------------------------------------
@@ -136,10 +138,10 @@ class EnrolmentService:
         expected = claim_proof(rdv.secret_bytes, rdv.id, key.jkt)
         if not hmac.compare_digest(expected.encode(), request.secret_proof.encode()):
             await self._wrong_secret(rdv)
-        await self._refuse_if_full(uuid.UUID(rdv.professional_id))
-        async with self._db.read() as session:
-            if await session.scalar(select(Device.id).where(Device.jkt == key.jkt)) is not None:
-                raise DomainError(ErrorCode.BINDING_INVALID, "this key is already enrolled")
+        active, taken = await self._device_facts(uuid.UUID(rdv.professional_id), key.jkt)
+        self._refuse_if_full(active)
+        if taken:
+            raise DomainError(ErrorCode.BINDING_INVALID, "this key is already enrolled")
         challenge = secrets.token_bytes(32)
         user_handle = secrets.token_bytes(16)
         digits = self._cfg.check_code_digits
@@ -303,26 +305,32 @@ class EnrolmentService:
         )
         raise DomainError(ErrorCode.ENROLMENT_BAD_SECRET, "the QR secret does not match")
 
-    async def _active_devices(self, professional_id: uuid.UUID) -> int:
+    async def _device_facts(self, professional_id: uuid.UUID, jkt: str) -> tuple[int, bool]:
+        """Active devices of the professional, and whether this key is already a device: one query."""
+        active = (
+            select(func.count(Device.id))
+            .where(Device.professional_id == professional_id, Device.revoked_at.is_(None))
+            .scalar_subquery()
+        )
+        taken = select(Device.id).where(Device.jkt == jkt).exists()
         async with self._db.read() as session:
-            count = await session.scalar(
-                select(func.count(Device.id)).where(
-                    Device.professional_id == professional_id, Device.revoked_at.is_(None)
-                )
-            )
-        return int(count or 0)
+            count, exists = (await session.execute(select(active, taken))).one()
+        return int(count or 0), bool(exists)
 
-    async def _refuse_if_full(self, professional_id: uuid.UUID) -> None:
-        if await self._active_devices(professional_id) >= self._cfg.max_devices_per_professional:
+    def _refuse_if_full(self, active_devices: int) -> None:
+        if active_devices >= self._cfg.max_devices_per_professional:
             raise ConflictError(
                 ErrorCode.DEVICE_LIMIT_REACHED,
                 f"at most {self._cfg.max_devices_per_professional} devices per professional",
             )
 
-    async def _create_device(self, rdv: Rendezvous) -> None:
+    async def _create_device(self, rdv: Rendezvous, *, also_audit: dict[str, Any] | None = None) -> None:
+        """Insert the device, exactly once (the rendezvous moved to CONFIRMED by compare-and-set)."""
         professional_id = uuid.UUID(rdv.professional_id)
         try:
             async with self._db.transaction() as session:
+                if also_audit is not None:
+                    await self._audit.record(**also_audit, session=session)
                 count = await session.scalar(
                     select(func.count(Device.id)).where(
                         Device.professional_id == professional_id, Device.revoked_at.is_(None)

@@ -69,6 +69,22 @@ class ErrorCode(StrEnum):
     MAILBOX_NOT_FOUND = "mailbox_not_found"
     PROFESSIONAL_NOT_FOUND = "professional_not_found"
     ALREADY_MEMBER = "already_member"
+    # MSSanté operator (IMAP / SMTP submission)
+    OPERATOR_UNAVAILABLE = "operator_unavailable"
+    OPERATOR_AUTH_FAILED = "operator_auth_failed"
+    OPERATOR_BUSY = "operator_busy"
+    OPERATOR_ERROR = "operator_error"
+    FOLDER_NOT_FOUND = "folder_not_found"
+    MESSAGE_NOT_FOUND = "message_not_found"
+    MESSAGE_REJECTED = "message_rejected"
+    # trust space and directory
+    RECIPIENT_NOT_TRUSTED = "recipient_not_trusted"
+    TRUST_SPACE_UNAVAILABLE = "trust_space_unavailable"
+    DIRECTORY_UNAVAILABLE = "directory_unavailable"
+    INVALID_PAGE_TOKEN = "invalid_page_token"
+    # mail content (backend.mail.mime)
+    MDN_NOT_REQUESTED = "mdn_not_requested"
+    XDM_METADATA_REQUIRED = "xdm_metadata_required"
 
 
 #: HTTP status for each code. One table, so a code always comes with the same status.
@@ -123,6 +139,24 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.MAILBOX_NOT_FOUND: 404,
     ErrorCode.PROFESSIONAL_NOT_FOUND: 404,
     ErrorCode.ALREADY_MEMBER: 409,
+    #: the operator is down, unreachable or timing out; ``Retry-After`` says when to come back
+    ErrorCode.OPERATOR_UNAVAILABLE: 503,
+    #: the operator refused the gateway's login (a configuration problem on our side or theirs)
+    ErrorCode.OPERATOR_AUTH_FAILED: 502,
+    #: every session of this mailbox for this device is busy; retry shortly
+    ErrorCode.OPERATOR_BUSY: 503,
+    #: the operator answered something we cannot use (unexpected NO/BAD, malformed response)
+    ErrorCode.OPERATOR_ERROR: 502,
+    ErrorCode.FOLDER_NOT_FOUND: 404,
+    ErrorCode.MESSAGE_NOT_FOUND: 404,
+    #: the operator refused the message or all of its recipients
+    ErrorCode.MESSAGE_REJECTED: 422,
+    ErrorCode.RECIPIENT_NOT_TRUSTED: 422,
+    ErrorCode.TRUST_SPACE_UNAVAILABLE: 503,
+    ErrorCode.DIRECTORY_UNAVAILABLE: 503,
+    ErrorCode.INVALID_PAGE_TOKEN: 400,
+    ErrorCode.MDN_NOT_REQUESTED: 409,
+    ErrorCode.XDM_METADATA_REQUIRED: 400,
 }
 
 

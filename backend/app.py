@@ -16,6 +16,7 @@ from litestar import Litestar, Request, get
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath
@@ -28,7 +29,7 @@ from backend.api_routes import device_api_router, jwks
 from backend.container import Container, build_container
 from backend.device_auth import AuthenticatedDevice
 from backend.health import health_router
-from backend.http_headers import headers_middleware
+from backend.http_headers import headers_before_send
 from backend.problems import exception_handlers
 from contracts.errors import STATUS, ErrorCode
 from core.logging import configure_logging, get_logger
@@ -60,6 +61,23 @@ SERVICES = (
     "signing_keys",
     "psc",
 )
+
+
+class AppRequest(Request[Any, Any, Any]):
+    """msgspec raises ``UnicodeDecodeError`` (bytes that are not UTF-8 in a string) and
+    ``RecursionError`` (nesting too deep), which Litestar does not turn into a 400."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except (UnicodeDecodeError, RecursionError):
+            raise ClientException("JSON is malformed") from None
+
+
+def _no_nul(connection: Any, _: Any) -> None:
+    """``os.stat`` refuses a path with a NUL byte (``ValueError``): such a file does not exist."""
+    if "\x00" in connection.scope["path"]:
+        raise NotFoundException()
 
 
 def _service(name: str) -> Provide:
@@ -128,7 +146,9 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
         device_router,
         team_router,
         problem_doc,
-        create_static_files_router(path="/static", directories=[WEB / "static"], include_in_schema=False),
+        create_static_files_router(
+            path="/static", directories=[WEB / "static"], include_in_schema=False, guards=[_no_nul]
+        ),
     ]
     template_dirs: list[Path | PathLike[Any] | str] = [WEB / "templates"]
     if settings.psc.sandbox:
@@ -152,7 +172,7 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
         on_shutdown=[stop],
         dependencies=dependencies,
         exception_handlers=exception_handlers,
-        middleware=[headers_middleware],
+        before_send=[headers_before_send],
         template_config=TemplateConfig(directory=template_dirs, engine=JinjaTemplateEngine),
         compression_config=CompressionConfig(backend="gzip", minimum_size=2048),
         request_max_body_size=256 * 1024,
@@ -174,6 +194,7 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
             security=[{"DPoP": []}],
         ),
         debug=False,
+        request_class=AppRequest,
     )
 
 

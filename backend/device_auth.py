@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request
 
@@ -51,7 +52,11 @@ class DeviceAuthenticator:
         self._revocations = revocations
 
     def _url(self, request: Request[Any, Any, Any]) -> str:
-        return f"{self._origin}{request.url.path}"
+        # The path as the phone sent it (percent-encoded): ``request.url`` decodes it, and building it
+        # decodes the query string as UTF-8 (a query with other bytes made every API call a 500).
+        raw = request.scope.get("raw_path")
+        path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else quote(request.scope["path"])
+        return f"{self._origin}{path}"
 
     @staticmethod
     def _dpop_header(request: Request[Any, Any, Any]) -> str | None:

@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Message, Scope
 
 
 @cache
@@ -27,27 +27,17 @@ def page_headers(psc_issuer: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def headers_middleware(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":  # type: ignore[comparison-overlap]  # lifespan scopes exist too
-            await app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        is_api = path.startswith("/api/")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers: list[Any] = list(message.get("headers", []))
-                container = getattr(scope["app"].state, "container", None)
-                if is_api:
-                    if container is not None and not any(k.lower() == b"dpop-nonce" for k, _ in headers):
-                        headers.append((b"dpop-nonce", container.authenticator.nonces.issue().encode()))
-                    headers += [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
-                elif container is not None and not path.startswith(("/static/", "/psc-sandbox/")):
-                    headers += page_headers(container.settings.psc.issuer)
-                message["headers"] = headers
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-
-    return middleware
+async def headers_before_send(message: Message, scope: Scope) -> None:
+    """Security headers on pages, a fresh DPoP nonce on the API: on every response, routing errors included."""
+    if scope["type"] != "http" or message["type"] != "http.response.start":  # type: ignore[comparison-overlap]
+        return
+    path: str = scope["path"]
+    headers: list[Any] = list(message.get("headers", []))
+    container = getattr(scope["app"].state, "container", None)
+    if path.startswith("/api/"):
+        if container is not None and not any(k.lower() == b"dpop-nonce" for k, _ in headers):
+            headers.append((b"dpop-nonce", container.authenticator.nonces.issue().encode()))
+        headers += [(b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+    elif container is not None and not path.startswith(("/static/", "/psc-sandbox/")):
+        headers += page_headers(container.settings.psc.issuer)
+    message["headers"] = headers

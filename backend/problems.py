@@ -52,8 +52,15 @@ _FRENCH = {
 }
 
 
+def _path(request: Request[Any, Any, Any]) -> str:
+    """The decoded path from the scope. ``request.url`` is not used here: building it decodes the
+    query string as UTF-8, so a query with other bytes made the error handler itself fail."""
+    path = request.scope.get("path", "")
+    return path if isinstance(path, str) else ""
+
+
 def _wants_html(request: Request[Any, Any, Any]) -> bool:
-    if request.url.path.startswith(("/api/", "/health", "/.well-known", "/psc-sandbox")):
+    if _path(request).startswith(("/api/", "/health", "/.well-known", "/psc-sandbox")):
         return False
     return "text/html" in request.headers.get("accept", "")
 
@@ -100,7 +107,7 @@ def _instance(request: Request[Any, Any, Any]) -> str | None:
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     headers = dict(exc.headers)
-    if isinstance(exc, AuthError) or (exc.status == 401 and request.url.path.startswith("/api/")):
+    if isinstance(exc, AuthError) or (exc.status == 401 and _path(request).startswith("/api/")):
         headers.setdefault("WWW-Authenticate", f'DPoP error="{exc.code.value}", algs="ES256"')
     problem = _problem(exc.code, exc.detail, request, wipe=exc.wipe, retry_after=exc.retry_after)
     if exc.status >= 500:

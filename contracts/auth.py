@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from contracts.enrolment import Platform, PushProvider
+from contracts.enrolment import Platform, PushProvider, PushToken
 
 
 class GrantType(StrEnum):
@@ -55,7 +55,7 @@ class DeviceSelf(msgspec.Struct, rename="camel"):
 
 class PushTokenUpdate(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     provider: PushProvider
-    token: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
+    token: PushToken | None = None
 
 
 class WipeAck(msgspec.Struct, rename="camel"):

@@ -13,7 +13,8 @@ import msgspec
 #: Path of the universal link in the QR: ``{public_url}/e/{rendezvous_id}#{secret}``.
 QR_PATH_PREFIX = "/e/"
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+PushToken = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=r"^[\x21-\x7e]+$")]
 Opaque = Annotated[str, msgspec.Meta(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -46,7 +47,7 @@ class RendezvousState(StrEnum):
 
 class PushRegistration(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
     provider: PushProvider
-    token: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    token: PushToken | None = None
 
 
 class ClaimRequest(msgspec.Struct, rename="camel", forbid_unknown_fields=True):

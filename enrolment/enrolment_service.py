@@ -114,7 +114,7 @@ class EnrolmentService:
             return msgspec.structs.replace(rdv, confirmed=True)
 
         rdv = await self.store.update(rendezvous_id, change)
-        decision = {
+        decision: dict[str, Any] = {
             "action": "enrolment.confirmed" if accept else "enrolment.refused",
             "actor": owner.idnat,
             "structure_id": rdv.structure_id,

@@ -31,7 +31,7 @@ from core.device_registry import Actor
 from core.errors import ConflictError, DomainError, ForbiddenError, NotFoundError
 
 GrantsChanged = Callable[[uuid.UUID], Awaitable[None]]
-RPPS = re.compile(r"^\d{11}$")
+RPPS = re.compile(r"^[0-9]{11}$")
 MSSANTE_ADDRESS = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
 
 

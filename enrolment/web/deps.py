@@ -36,6 +36,8 @@ async def checked_form(request: Request[Any, Any, Any], web: WebSession) -> dict
     fields = {k: str(v)[:MAX_FIELD] for k, v in form.items() if isinstance(v, str)}
     if not web.csrf_ok(fields.get("csrf_token")):
         raise DomainError(ErrorCode.CSRF_FAILED, "the form expired, reload the page")
+    if any("\x00" in value for value in fields.values()):
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "a field holds a NUL character")
     return fields
 
 

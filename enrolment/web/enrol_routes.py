@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request, Router, get, post
@@ -10,12 +11,22 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from contracts.enrolment import RendezvousState
-from core.errors import DomainError
+from contracts.errors import ErrorCode
+from core.errors import DomainError, NotFoundError
 from enrolment.enrolment_service import EnrolmentService, WebOwner
 from enrolment.qr import qr_svg_base64
 from enrolment.rendezvous import Rendezvous
 from enrolment.web.deps import checked_form, page, require_web
 from enrolment.web.sessions import SessionStore, WebSession
+
+_RDV = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+def _checked(rdv_id: str) -> str:
+    if not _RDV.match(rdv_id):
+        raise NotFoundError(ErrorCode.ENROLMENT_NOT_FOUND, "unknown enrolment")
+    return rdv_id
+
 
 #: The page swaps in a fresh QR this many seconds before the shown one expires.
 REPLACE_BEFORE_S = 5
@@ -64,7 +75,7 @@ async def enrol_existing(
     enrolment: NamedDependency[EnrolmentService],
 ) -> Template:
     web = await require_web(request, sessions)
-    rdv = await enrolment.for_owner(rdv_id, _owner(web))
+    rdv = await enrolment.for_owner(_checked(rdv_id), _owner(web))
     flash = ERRORS.get(request.query_params.get("erreur", ""))
     return page("enrol.html", web, flash=flash, **_context(enrolment, rdv))
 
@@ -79,7 +90,7 @@ async def enrol_status(
     """The status fragment. An unclaimed QR about to expire is replaced by a new rendezvous."""
     web = await require_web(request, sessions)
     owner = _owner(web)
-    rdv = await enrolment.for_owner(rdv_id, owner)
+    rdv = await enrolment.for_owner(_checked(rdv_id), owner)
     unclaimed = rdv.state == RendezvousState.WAITING or (rdv.state == RendezvousState.EXPIRED and rdv.jkt is None)
     if unclaimed and rdv.expires_in() <= REPLACE_BEFORE_S and web.recent_login(sessions.settings.recent_login_s):
         rdv = await enrolment.open(owner)
@@ -96,6 +107,7 @@ async def _decide(
 ) -> Redirect:
     web = await require_web(request, sessions)
     await checked_form(request, web)
+    _checked(rdv_id)
     try:
         await enrolment.confirm(rdv_id, _owner(web), accept=accept)
     except DomainError as exc:  # the page shows the resulting state and why

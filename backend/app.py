@@ -30,6 +30,7 @@ from backend.container import Container, build_container
 from backend.device_auth import AuthenticatedDevice
 from backend.health import health_router
 from backend.http_headers import headers_before_send
+from backend.mail.routes import mail_router
 from backend.problems import exception_handlers
 from contracts.errors import STATUS, ErrorCode
 from core.logging import configure_logging, get_logger
@@ -60,6 +61,8 @@ SERVICES = (
     "authenticator",
     "signing_keys",
     "psc",
+    "mail",
+    "directory",
 )
 
 
@@ -139,6 +142,7 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
     handlers: list[Any] = [
         health_router,
         device_api_router,
+        mail_router,
         enrolment_api_router,
         jwks,
         login_router,

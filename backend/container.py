@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -15,8 +16,13 @@ from backend.auth.revocation import DeviceRevocations
 from backend.auth.signing_keys import SigningKeys, ensure_dev_key
 from backend.device_auth import DeviceAuthenticator
 from backend.device_tokens import DeviceTokens
+from backend.mail.access import MailboxDirectory
+from backend.mail.directory import Directory, create_directory
+from backend.mail.operator.connector import OperatorConnector
+from backend.mail.service import MailService
+from backend.mail.trust import TrustSpace
 from backend.maintenance import Maintenance
-from contracts.events import EventType
+from contracts.events import Event, EventType
 from core.audit import AuditTrail
 from core.db.engine import Database
 from core.db.models import Device
@@ -53,14 +59,22 @@ class Container:
     psc: PscClient
     fanout: FanOut
     maintenance: Maintenance
+    connector: OperatorConnector
+    trust: TrustSpace
+    directory: Directory
+    mail: MailService
 
     async def start(self) -> None:
-        """Background parts: fan-out listener, housekeeping."""
+        """Background parts: fan-out listener, trust-space refresh, housekeeping."""
         await self.fanout.start()
+        await self.trust.start()
         self.maintenance.start()
 
     async def close(self) -> None:
         await self.maintenance.stop()
+        await self.connector.aclose()
+        await self.trust.aclose()
+        await self.directory.aclose()
         await self.fanout.stop()
         await self.psc.aclose()
         await self.ephemeral.close()
@@ -129,6 +143,26 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         await fanout.publish(new_event(EventType.GRANTS_CHANGED, professional_id=str(professional_id)))
 
     teams.on_grants_changed(refresh_scopes)
+    connector = OperatorConnector(settings.operator)
+    trust = TrustSpace(
+        settings.trust_space,
+        sandbox_allowed=not settings.app.is_production,
+        cache_path=Path(settings.app.data_dir) / "liste-blanche.cache" if settings.trust_space.source else None,
+    )
+
+    async def cut_operator_sessions(event: Event) -> None:
+        if event.type == EventType.DEVICE_REVOKED and event.device_id:
+            await connector.device_revoked(event.device_id)
+
+    fanout.on_event(cut_operator_sessions)
+    mail = MailService(
+        settings=settings,
+        mailboxes=MailboxDirectory(db),
+        connector=connector,
+        trust=trust,
+        audit=audit,
+        ephemeral=ephemeral,
+    )
     psc = PscClient(
         settings.psc, redirect_uri=f"{settings.app.public_url.rstrip('/')}/auth/psc/callback", http=psc_http
     )
@@ -149,6 +183,10 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         sessions=SessionStore(ephemeral, settings.session),
         psc=psc,
         fanout=fanout,
+        connector=connector,
+        trust=trust,
+        directory=create_directory(settings),
+        mail=mail,
         maintenance=Maintenance(
             db=db, devices=devices, refresh=refresh, idle_days=settings.enrolment.device_idle_expiry_days
         ),

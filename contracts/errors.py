@@ -76,6 +76,10 @@ class ErrorCode(StrEnum):
     OPERATOR_ERROR = "operator_error"
     FOLDER_NOT_FOUND = "folder_not_found"
     MESSAGE_NOT_FOUND = "message_not_found"
+    INVALID_CURSOR = "invalid_cursor"
+    #: The sync state is unknown or from another UIDVALIDITY: the phone resynchronises the folder.
+    INVALID_STATE = "sync_state_invalid"
+    MAILBOX_FORBIDDEN = "mailbox_forbidden"
     MESSAGE_REJECTED = "message_rejected"
     # trust space and directory
     RECIPIENT_NOT_TRUSTED = "recipient_not_trusted"
@@ -140,6 +144,9 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.PROFESSIONAL_NOT_FOUND: 404,
     ErrorCode.ALREADY_MEMBER: 409,
     #: the operator is down, unreachable or timing out; ``Retry-After`` says when to come back
+    ErrorCode.INVALID_CURSOR: 400,
+    ErrorCode.INVALID_STATE: 410,
+    ErrorCode.MAILBOX_FORBIDDEN: 403,
     ErrorCode.OPERATOR_UNAVAILABLE: 503,
     #: the operator refused the gateway's login (a configuration problem on our side or theirs)
     ErrorCode.OPERATOR_AUTH_FAILED: 502,

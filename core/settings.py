@@ -282,7 +282,16 @@ class Settings:
         tokens = self.tokens
         if not tokens.signing_keys_dir:
             tokens = dataclasses.replace(tokens, signing_keys_dir=str(data / "signing-keys"))
-        return dataclasses.replace(self, app=app, psc=psc, db=db, tokens=tokens)
+        operator = self.operator
+        if operator.kind == "sandbox" and operator.auth == "master" and not operator.master_user:
+            # The dev operator is a local Dovecot on loopback with a known gateway account.
+            operator = dataclasses.replace(
+                operator,
+                master_user="mssc-gateway",
+                master_password="sandbox-gateway-password",  # noqa: S106 - the dev operator only
+                tls="plain",
+            )
+        return dataclasses.replace(self, app=app, psc=psc, db=db, tokens=tokens, operator=operator)
 
 
 def _group_type(group: dataclasses.Field[Any]) -> type[Any]:

@@ -119,6 +119,8 @@ class PhoneClient:
             except ValueError:
                 problem = {"code": "http_error", "detail": response.text[:200]}
             raise PhoneError(response.status_code, problem)
+        if response.status_code == 204 or not response.content:
+            return None
         return response.json()
 
     # enrolment ---------------------------------------------------------------------------------

@@ -1,71 +1,50 @@
-"""One authenticated IMAP session with the operator, for one mailbox, professional and device.
+"""One authenticated IMAP session with the operator: the helpers the mail API builds on.
 
-:meth:`ImapSession.open` connects (plain, STARTTLS or implicit TLS ≥ 1.2), logs in with the
-gateway strategy, announces the acting professional and device with ``ID`` (RFC 2971) so the
-operator's logs say who acted on an organisational mailbox, and enables QRESYNC (or CONDSTORE)
-when offered. The helpers return typed results (:mod:`models`); every command is bounded by
-``command_timeout_s``. Commands run one at a time: a session belongs to one request at a time (the
-pool sees to it), and the lock only guards against a caller that forgets.
-
-A timeout, a lost connection or a cancelled command leaves the protocol state unknown: the
-session closes itself (``closed``) and the pool drops it. Failures surface as the domain errors
-of :mod:`errors`, never as raw socket, TLS or aioimaplib exceptions.
+:class:`ImapSession` adds to :class:`ImapConnection` (connect, log in, ``ID``, timeouts) the folder,
+search, fetch and change commands, each returning typed results (:mod:`models`). Big parts are
+streamed in partial fetches (:meth:`ImapSession.uid_fetch_part_stream`), never loaded whole.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
-import functools
-import importlib.metadata
 import re
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, Literal, ParamSpec, TypeVar
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Literal
 
-import structlog
 from aioimaplib import aioimaplib as aio
 
-from backend.mail.operator import sasl
-from backend.mail.operator.auth import GatewayAuth
-from backend.mail.operator.bodystructure import parse_body_structure
-from backend.mail.operator.errors import (
-    FolderNotFoundError,
-    MessageNotFoundError,
-    OperatorAuthError,
-    OperatorCommandError,
-    OperatorProtocolError,
-    OperatorUnavailableError,
-    OperatorUnreachableError,
-)
-from backend.mail.operator.identity import ActingIdentity
+from backend.mail.operator.errors import FolderNotFoundError, MessageNotFoundError, OperatorProtocolError
+from backend.mail.operator.imap_connection import ImapConnection, parsing
 from backend.mail.operator.imap_parse import (
     ImapParseError,
     Value,
     as_int,
     as_list,
     as_text,
-    capabilities_from,
     format_uid_set,
     group_responses,
     pairs,
-    parse_internal_date,
     parse_uid_set,
     parse_values,
     response_code,
 )
-from backend.mail.operator.imap_protocol import (
-    AuthenticateCommand,
-    ConnectionLostError,
-    FetchCommand,
-    GatewayImapProtocol,
+from backend.mail.operator.imap_protocol import FetchCommand
+from backend.mail.operator.imap_results import (
+    copied_from,
+    flag_state,
+    folder_from_list,
+    is_fetch,
+    section,
+    selected_from,
+    status_from,
+    summary_from,
+    tagged_text,
 )
 from backend.mail.operator.models import (
-    SPECIAL_USES,
     SUMMARY_HEADERS,
     AppendedMessage,
-    Capabilities,
     CopiedUids,
     FlagState,
     Folder,
@@ -73,260 +52,25 @@ from backend.mail.operator.models import (
     MessageSummary,
     SelectedMailbox,
 )
-from backend.mail.operator.mutf7 import decode_mailbox, quote, quote_mailbox
-from core.settings import OperatorSettings
-
-log = structlog.get_logger(__name__)
+from backend.mail.operator.mutf7 import quote_mailbox
 
 #: Partial fetches of this size stream a part: a 10 MB attachment is ~40 round trips, never whole.
 DEFAULT_CHUNK = 256 * 1024
 #: UIDs per FETCH when listing summaries: bounds one response's size.
 SUMMARY_BATCH = 200
-CLIENT_NAME = "mss-companion"
 
 _FLAG = re.compile(r"\\?[A-Za-z0-9$_.\-]{1,64}")
 _PART = re.compile(r"(?:[1-9][0-9]{0,3}(?:\.[1-9][0-9]{0,3}){0,15})(?:\.(?:HEADER|TEXT|MIME))?|HEADER|TEXT")
-_EXISTS = re.compile(rb"^(\d+) EXISTS", re.IGNORECASE)
-_NOT_FOUND_CODES = frozenset({"NONEXISTENT", "TRYCREATE"})
-_TRANSIENT_CODES = frozenset({"UNAVAILABLE", "INUSE", "SERVERBUG", "LIMIT"})
-
-_SPECIAL_BY_UPPER = {use.upper(): use for use in SPECIAL_USES}
 
 FlagMode = Literal["add", "remove", "replace"]
 _STORE_OP: dict[str, str] = {"add": "+FLAGS", "remove": "-FLAGS", "replace": "FLAGS"}
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _parsing(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """A response we cannot parse is the operator's fault: ``operator_error``, not a crash."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(*args, **kwargs)
-        except ImapParseError as exc:
-            raise OperatorProtocolError("malformed response from the operator") from exc
-
-    return wrapper
-
-
-class ImapSession:
-    """Use :meth:`open`; close with :meth:`logout` (polite) or :meth:`abort` (now)."""
-
-    def __init__(self, protocol: GatewayImapProtocol, *, identity: ActingIdentity, settings: OperatorSettings) -> None:
-        self._protocol = protocol
-        self._identity = identity
-        self._command_timeout_s = settings.command_timeout_s
-        self._lock = asyncio.Lock()
-        self._closed = False
-        self._capabilities = Capabilities(frozenset())
-        self._selected: SelectedMailbox | None = None
-        self.server_id: dict[str, str | None] = {}
-
-    # --- opening --------------------------------------------------------------------------------
-    @classmethod
-    async def open(
-        cls,
-        *,
-        settings: OperatorSettings,
-        auth: GatewayAuth,
-        identity: ActingIdentity,
-        ssl_context: ssl.SSLContext | None = None,
-        local_addr: tuple[str, int] | None = None,
-        client_version: str | None = None,
-    ) -> ImapSession:
-        """Connect, secure, authenticate, announce (``ID``) and enable CONDSTORE/QRESYNC.
-
-        Raises :class:`OperatorUnreachableError` (refused, no route, no greeting in time, TLS handshake
-        failed), :class:`OperatorUnavailableError` (lost or timing out after the greeting),
-        :class:`OperatorAuthError` (login refused) or :class:`OperatorProtocolError`.
-        """
-        if settings.tls != "plain" and ssl_context is None:
-            raise ValueError("TLS modes need an ssl_context (see tls.ssl_context_from_settings)")
-        if auth.requires_client_certificate and settings.tls == "plain":
-            raise ValueError("certificate login needs TLS")
-        loop = asyncio.get_running_loop()
-        holder: list[ImapSession] = []
-
-        def on_lost(_exc: Exception | None) -> None:
-            for owner in holder:
-                owner._mark_closed()
-
-        protocol = GatewayImapProtocol(loop, on_lost=on_lost)
-        session = cls(protocol, identity=identity, settings=settings)
-        holder.append(session)
-        host, port = settings.imap_host, settings.imap_port
-        try:
-            await session._connect(settings, ssl_context, local_addr)
-            if protocol.state != aio.NONAUTH or not protocol.capabilities:
-                # PREAUTH would log us in as whoever the server chose; BYE means it will not serve us
-                raise OperatorProtocolError("unexpected greeting")
-            if settings.tls == "starttls" and ssl_context is not None:
-                await session._starttls(ssl_context, host)
-            await session._authenticate(auth.login(identity, host=host, port=port))
-            await session._announce(client_version or _own_version())
-            await session._enable_sync_extensions()
-        except ssl.SSLError as exc:
-            session.abort()
-            log.warning("operator.tls_failed", error=type(exc).__name__, reason=getattr(exc, "reason", None))
-            raise OperatorUnreachableError(1, "TLS handshake with the operator failed") from None
-        except (OSError, TimeoutError):
-            session.abort()
-            raise OperatorUnavailableError(1, "operator connection failed") from None
-        except BaseException:
-            session.abort()
-            raise
-        return session
-
-    async def _connect(
-        self, settings: OperatorSettings, ssl_context: ssl.SSLContext | None, local_addr: tuple[str, int] | None
-    ) -> None:
-        """TCP (+ TLS for ``implicit``) and the greeting, within ``connect_timeout_s``."""
-        protocol = self._protocol
-        loop = protocol.loop
-        host, port = settings.imap_host, settings.imap_port
-        try:
-            async with asyncio.timeout(settings.connect_timeout_s):
-                await loop.create_connection(
-                    lambda: protocol,
-                    host,
-                    port,
-                    ssl=ssl_context if settings.tls == "implicit" else None,
-                    server_hostname=host if settings.tls == "implicit" else None,
-                    local_addr=local_addr,
-                )
-                await protocol.wait("AUTH|NONAUTH|LOGOUT")
-        except ssl.SSLError:
-            raise  # reported by open()
-        except (OSError, TimeoutError):
-            raise OperatorUnreachableError(1, "operator unreachable") from None
-
-    async def _starttls(self, context: ssl.SSLContext, host: str) -> None:
-        if "STARTTLS" not in self._protocol.capabilities:
-            # never fall back to clear text: the server (or someone in between) removed STARTTLS
-            raise OperatorProtocolError("operator does not offer STARTTLS")
-        response = await self._execute(aio.Command("STARTTLS", self._protocol.new_tag(), loop=self._protocol.loop))
-        self._check(response, "STARTTLS")
-        await self._guarded(self._protocol.start_tls(context, host))
-        await self._guarded(self._protocol.capability())
-
-    @_parsing
-    async def _authenticate(self, login: sasl.SaslLogin) -> None:
-        announced = {c.upper() for c in self._protocol.capabilities}
-        offered = {c.split("=", 1)[1] for c in announced if c.startswith("AUTH=")}
-        if login.mechanism not in offered:
-            raise OperatorAuthError(f"operator does not offer {login.mechanism}")
-        command = AuthenticateCommand(
-            self._protocol.new_tag(), login, sasl_ir="SASL-IR" in announced, loop=self._protocol.loop
-        )
-        response = await self._execute(command)
-        if response.result != "OK":
-            code = response_code(_tagged_text(response))
-            if code is not None and code[0] in _TRANSIENT_CODES:
-                raise OperatorUnavailableError(1, "operator authentication service unavailable")
-            status = sasl.bearer_error_status(command.challenges[0]) if command.challenges else None
-            detail = f"{login.mechanism} login refused" + (f" ({status})" if status else "")
-            log.info(
-                "operator.login_refused", mechanism=login.mechanism, status=status, device=self._identity.device_id
-            )
-            raise OperatorAuthError(detail)
-        self._protocol.state = aio.AUTH
-        code = response_code(_tagged_text(response))
-        if code is not None and code[0] == "CAPABILITY":
-            self._protocol.capabilities = set(capabilities_from(code[1]))
-        else:
-            await self._guarded(self._protocol.capability())
-        self._capabilities = Capabilities(frozenset(self._protocol.capabilities))
-
-    @_parsing
-    async def _announce(self, client_version: str) -> None:
-        """``ID``: the operator logs who acts (IdNat) from which device, per session."""
-        if "ID" not in self._capabilities:
-            return
-        fields = {
-            "name": CLIENT_NAME,
-            "version": client_version,
-            "x-mssc-idnat": self._identity.idnat,
-            "x-mssc-device": self._identity.device_id,
-        }
-        params = "(" + " ".join(f"{quote(k)} {quote(v)}" for k, v in fields.items()) + ")"
-        response = await self._execute(aio.Command("ID", self._protocol.new_tag(), params, loop=self._protocol.loop))
-        self._check(response, "ID")
-        for group in group_responses(response.lines[:-1]):
-            values = parse_values(group)
-            if len(values) == 2 and as_text(values[0]).upper() == "ID" and isinstance(values[1], list):
-                items = values[1]
-                self.server_id = {
-                    as_text(items[i]): None if items[i + 1] is None else as_text(items[i + 1])
-                    for i in range(0, len(items) - 1, 2)
-                }
-
-    @_parsing
-    async def _enable_sync_extensions(self) -> None:
-        wanted = [c for c in ("QRESYNC", "CONDSTORE") if c in self._capabilities]
-        if not wanted or "ENABLE" not in self._capabilities:
-            return
-        # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3); ask for the best one only
-        response = await self._execute(
-            aio.Command("ENABLE", self._protocol.new_tag(), wanted[0], loop=self._protocol.loop)
-        )
-        self._check(response, "ENABLE")
-        enabled: set[str] = set()
-        for group in group_responses(response.lines[:-1]):
-            words = group[0].decode("ascii", "replace").upper().split()
-            if words and words[0] == "ENABLED":
-                enabled.update(words[1:])
-        if "QRESYNC" in enabled:
-            enabled.add("CONDSTORE")
-        self._capabilities = Capabilities(self._capabilities.announced, frozenset(enabled))
-
-    # --- state ----------------------------------------------------------------------------------
-    @property
-    def identity(self) -> ActingIdentity:
-        return self._identity
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
-
-    @property
-    def selected(self) -> SelectedMailbox | None:
-        return self._selected
-
-    @property
-    def closed(self) -> bool:
-        return self._closed or self._protocol.lost
-
-    def _mark_closed(self) -> None:
-        self._closed = True
-
-    def abort(self) -> None:
-        """Drop the connection now (no LOGOUT): after a timeout, on shutdown, for a revoked device."""
-        self._closed = True
-        transport = self._protocol.transport
-        if transport is not None and not transport.is_closing():
-            transport.abort()
-
-    async def logout(self, *, timeout_s: float = 2.0) -> None:
-        """``LOGOUT`` politely when the session is healthy, then close; never raises."""
-        if not self.closed:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await self._execute(aio.Command("LOGOUT", self._protocol.new_tag(), loop=self._protocol.loop))
-            except Exception as exc:  # noqa: BLE001 - closing anyway: nothing to report to the caller
-                log.debug("operator.logout_failed", error=type(exc).__name__)
-        self.abort()
-
-    async def noop(self) -> None:
-        """A round trip: proves the session alive and collects pending server news."""
-        response = await self._execute(aio.Command("NOOP", self._protocol.new_tag(), loop=self._protocol.loop))
-        self._check(response, "NOOP")
+class ImapSession(ImapConnection):
+    """Open with :meth:`ImapSession.open`; ``select()`` a folder before the ``uid_*`` helpers."""
 
     # --- folders --------------------------------------------------------------------------------
-    @_parsing
+    @parsing
     async def select(self, mailbox: str = "INBOX", *, readonly: bool = False) -> SelectedMailbox:
         """``SELECT`` (or ``EXAMINE`` when ``readonly``): UIDVALIDITY, UIDNEXT, EXISTS, HIGHESTMODSEQ."""
         name = "EXAMINE" if readonly else "SELECT"
@@ -335,19 +79,19 @@ class ImapSession:
         response = await self._execute(command)
         if response.result != "OK":
             self._protocol.state = aio.AUTH
-            code = response_code(_tagged_text(response))
+            code = response_code(tagged_text(response))
             if code is None and response.result == "NO" and not await self._exists(mailbox):
                 # Dovecot 2.3 answers a missing folder with a bare NO (no [NONEXISTENT])
                 raise FolderNotFoundError()
             self._check(response, name)
         self._protocol.state = aio.SELECTED
-        selected = _parse_select(mailbox, response, readonly=readonly)
+        selected = selected_from(mailbox, response, readonly=readonly)
         if not self._capabilities.condstore:
             selected = dataclasses.replace(selected, highestmodseq=None)
         self._selected = selected
         return selected
 
-    @_parsing
+    @parsing
     async def list_folders(self, *, with_counts: bool = True) -> list[Folder]:
         """Every folder with its special use (``\\Sent``, ``\\Trash``…) and, optionally, counts.
 
@@ -374,10 +118,10 @@ class ImapSession:
             values = parse_values(group)
             kind = as_text(values[0]).upper() if values else ""
             if kind == "LIST" and len(values) >= 4:
-                folder = _parse_list_entry(values)
+                folder = folder_from_list(values)
                 folders[folder.name] = folder
             elif kind == "STATUS" and len(values) >= 3:
-                name, messages, unseen = _parse_status(values)
+                name, messages, unseen = status_from(values)
                 counts[name] = (messages, unseen)
         if with_counts and not inline_status:
             for name, folder in folders.items():
@@ -390,7 +134,7 @@ class ImapSession:
             for name, folder in folders.items()
         ]
 
-    @_parsing
+    @parsing
     async def _exists(self, mailbox: str) -> bool:
         command = aio.Command("LIST", self._protocol.new_tag(), '""', quote_mailbox(mailbox), loop=self._protocol.loop)
         response = await self._execute(command)
@@ -408,12 +152,12 @@ class ImapSession:
         for group in group_responses(response.lines[:-1]):
             values = parse_values(group)
             if values and as_text(values[0]).upper() == "STATUS" and len(values) >= 3:
-                _name, messages, unseen = _parse_status(values)
+                _name, messages, unseen = status_from(values)
                 return messages, unseen
         return None, None
 
     # --- searching and fetching ----------------------------------------------------------------
-    @_parsing
+    @parsing
     async def uid_search(self, *criteria: str) -> list[int]:
         """``UID SEARCH`` with criteria as IMAP atoms/strings, e.g. ``("UNSEEN",)`` or
         ``("SINCE", "1-Jan-2025")``; quote user text with :func:`mutf7.quote`. Sorted UIDs."""
@@ -436,7 +180,7 @@ class ImapSession:
                     uids.add(int(word))
         return sorted(uids)
 
-    @_parsing
+    @parsing
     async def uid_fetch_summaries(self, uids: Sequence[int]) -> list[MessageSummary]:
         """Flags, internal date, size, the summary headers, BODYSTRUCTURE (and MODSEQ) per UID.
 
@@ -454,18 +198,18 @@ class ImapSession:
             for uid, fetched in await self._uid_fetch(batch, "(" + " ".join(items) + ")"):
                 if uid in found:
                     continue
-                found[uid] = _summary(uid, fetched)
+                found[uid] = summary_from(uid, fetched)
         return [found[u] for u in wanted if u in found]
 
-    @_parsing
+    @parsing
     async def uid_fetch_flags(self, uids: Sequence[int] | None = None) -> list[FlagState]:
         """Flags (and MODSEQ) of ``uids``, or of every message when ``None``."""
         self._require_selected()
         items = "(UID FLAGS MODSEQ)" if self._capabilities.condstore else "(UID FLAGS)"
         fetched = await self._uid_fetch(None if uids is None else list(uids), items)
-        return [_flag_state(uid, values) for uid, values in fetched]
+        return [flag_state(uid, values) for uid, values in fetched]
 
-    @_parsing
+    @parsing
     async def uid_fetch_changes(self, changedsince_modseq: int | None) -> MailboxChanges:
         """What changed in the selected folder since ``changedsince_modseq`` (see :class:`MailboxChanges`).
 
@@ -489,23 +233,23 @@ class ImapSession:
         vanished: list[int] = []
         for group in group_responses(response.lines[:-1]):
             values = parse_values(group)
-            if _is_fetch(values):
+            if is_fetch(values):
                 fetched = pairs(as_list(values[2]))
                 if "UID" in fetched:
-                    changed.append(_flag_state(as_int(fetched["UID"]), fetched))
+                    changed.append(flag_state(as_int(fetched["UID"]), fetched))
             elif values and isinstance(values[0], str) and values[0].upper() == "VANISHED":
                 vanished.extend(parse_uid_set(as_text(values[-1])))
         if caps.qresync:
             return MailboxChanges(selected.highestmodseq, tuple(changed), tuple(sorted(set(vanished))), None)
         return MailboxChanges(selected.highestmodseq, tuple(changed), None, tuple(await self.uid_search("ALL")))
 
-    @_parsing
+    @parsing
     async def uid_fetch_raw(self, uid: int) -> bytes:
         """The whole message (``BODY.PEEK[]``: does not set ``\\Seen``). :class:`MessageNotFoundError` if gone."""
         self._require_selected()
         for got, fetched in await self._uid_fetch([uid], "(UID BODY.PEEK[])"):
             if got == uid:
-                data = _section(fetched, "BODY[")
+                data = section(fetched, "BODY[")
                 if data is not None:
                     return data
         raise MessageNotFoundError()
@@ -525,15 +269,15 @@ class ImapSession:
         if not 1024 <= chunk_size <= 16 * 1024 * 1024:
             raise ValueError("chunk_size must be within 1 KiB..16 MiB")
         binary = decoded and "BINARY" in self._capabilities
-        section, key = (f"BINARY.PEEK[{part_id}]", "BINARY[") if binary else (f"BODY.PEEK[{part_id}]", "BODY[")
+        spec, key = (f"BINARY.PEEK[{part_id}]", "BINARY[") if binary else (f"BODY.PEEK[{part_id}]", "BODY[")
         offset = 0
         while True:
             data: bytes | None = None
             seen = False
-            for got, fetched in await self._uid_fetch([uid], f"(UID {section}<{offset}.{chunk_size}>)"):
+            for got, fetched in await self._uid_fetch([uid], f"(UID {spec}<{offset}.{chunk_size}>)"):
                 if got == uid:
                     seen = True
-                    data = _section(fetched, key)
+                    data = section(fetched, key)
             if not seen or (data is None and offset == 0):
                 raise MessageNotFoundError()
             if data:
@@ -543,7 +287,7 @@ class ImapSession:
             offset += len(data)
 
     # --- changing ------------------------------------------------------------------------------
-    @_parsing
+    @parsing
     async def uid_store_flags(
         self, uids: Sequence[int], mode: FlagMode, flags: Iterable[str], *, unchanged_since: int | None = None
     ) -> list[FlagState]:
@@ -570,15 +314,15 @@ class ImapSession:
         states: dict[int, FlagState] = {}
         for group in group_responses(response.lines[:-1]):
             values = parse_values(group)
-            if _is_fetch(values):
+            if is_fetch(values):
                 fetched = pairs(as_list(values[2]))
                 if "UID" in fetched and "FLAGS" in fetched:
                     uid = as_int(fetched["UID"])
                     if uid in wanted:
-                        states[uid] = _flag_state(uid, fetched)
+                        states[uid] = flag_state(uid, fetched)
         return [states[u] for u in sorted(states)]
 
-    @_parsing
+    @parsing
     async def uid_move(self, uids: Sequence[int], folder: str) -> CopiedUids:
         """Move messages (``MOVE``, RFC 6851; else COPY + ``\\Deleted`` + ``UID EXPUNGE`` of just them)."""
         self._require_selected()
@@ -590,7 +334,7 @@ class ImapSession:
                 aio.Command("MOVE", self._protocol.new_tag(), uid_set, target, prefix="UID", loop=loop)
             )
             self._check(response, "UID MOVE")
-            return _copied(response)
+            return copied_from(response)
         if not self._capabilities.uidplus:
             # a plain EXPUNGE would also remove messages someone else marked \Deleted
             raise OperatorProtocolError("operator offers neither MOVE nor UIDPLUS")
@@ -598,11 +342,11 @@ class ImapSession:
             aio.Command("COPY", self._protocol.new_tag(), uid_set, target, prefix="UID", loop=loop)
         )
         self._check(response, "UID COPY")
-        copied = _copied(response)
+        copied = copied_from(response)
         await self.uid_expunge(uids)
         return copied
 
-    @_parsing
+    @parsing
     async def uid_expunge(self, uids: Sequence[int]) -> list[int]:
         """Remove these messages for good: ``\\Deleted`` then ``UID EXPUNGE`` of only these UIDs (UIDPLUS)."""
         self._require_selected()
@@ -621,7 +365,7 @@ class ImapSession:
                 vanished.update(parse_uid_set(words[-1]))
         return sorted(vanished) if vanished else sorted(set(uids))
 
-    @_parsing
+    @parsing
     async def append(
         self,
         folder: str,
@@ -645,7 +389,7 @@ class ImapSession:
         command = aio.Command("APPEND", self._protocol.new_tag(), *args, loop=self._protocol.loop)
         response = await self._execute(command)
         self._check(response, "APPEND")
-        code = response_code(_tagged_text(response))
+        code = response_code(tagged_text(response))
         if code is not None and code[0] == "APPENDUID":
             parts = code[1].split()
             if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
@@ -670,7 +414,7 @@ class ImapSession:
         try:
             for group in group_responses(response.lines[:-1]):
                 values = parse_values(group)
-                if _is_fetch(values):
+                if is_fetch(values):
                     fetched = pairs(as_list(values[2]))
                     if "UID" not in fetched:
                         continue  # an unsolicited flag update of another message
@@ -680,191 +424,3 @@ class ImapSession:
         except ImapParseError as exc:
             raise OperatorProtocolError("malformed FETCH response") from exc
         return out
-
-    async def _guarded(self, awaitable: Any) -> Any:
-        """Run a protocol coroutine (not a command of ours) under the same timeout and lock."""
-        async with self._lock:
-            return await self._bounded(awaitable)
-
-    async def _execute(self, command: Any) -> Any:
-        """Send one command and wait for its tagged answer, bounded by ``command_timeout_s``."""
-        if self.closed:
-            raise OperatorUnavailableError(1, "operator session closed")
-        async with self._lock:
-            return await self._bounded(self._protocol.execute(command))
-
-    async def _bounded(self, awaitable: Any) -> Any:
-        done = False
-        try:
-            async with asyncio.timeout(self._command_timeout_s):
-                result = await awaitable
-            done = True
-            return result
-        except TimeoutError:
-            raise OperatorUnavailableError(5, "operator timed out") from None
-        except ConnectionLostError:
-            raise OperatorUnavailableError(1, "operator connection lost") from None
-        except aio.AioImapException as exc:
-            raise OperatorProtocolError(type(exc).__name__) from None
-        finally:
-            if not done:
-                self.abort()  # state unknown (or cancelled mid-command): never reuse this session
-
-    def _check(self, response: Any, what: str) -> None:
-        if response.result == "OK":
-            return
-        code = response_code(_tagged_text(response))
-        name = code[0] if code else None
-        if name in _NOT_FOUND_CODES:
-            raise FolderNotFoundError()
-        if name in _TRANSIENT_CODES:
-            raise OperatorUnavailableError(1, f"{what}: operator temporarily unable")
-        raise OperatorCommandError(what, str(response.result), name)
-
-
-# --- response helpers ---------------------------------------------------------------------------
-
-
-def _own_version() -> str:
-    try:
-        return importlib.metadata.version("mss-companion")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
-
-
-def _is_fetch(values: list[Value]) -> bool:
-    """``<seq> FETCH (…)``."""
-    return len(values) >= 3 and isinstance(values[1], str) and values[1].upper() == "FETCH"
-
-
-def _tagged_text(response: Any) -> bytes:
-    last = response.lines[-1] if response.lines else b""
-    return bytes(last)
-
-
-def _flags(value: Value) -> frozenset[str]:
-    return frozenset(as_text(v) for v in as_list(value) if v is not None)
-
-
-def _modseq(fetched: dict[str, Value]) -> int | None:
-    raw = fetched.get("MODSEQ")
-    items = as_list(raw) if raw is not None else []
-    return as_int(items[0]) if items else None
-
-
-def _flag_state(uid: int, fetched: dict[str, Value]) -> FlagState:
-    return FlagState(uid=uid, flags=_flags(fetched.get("FLAGS")), modseq=_modseq(fetched))
-
-
-def _section(fetched: dict[str, Value], prefix: str) -> bytes | None:
-    for key, value in fetched.items():
-        if key.startswith(prefix):
-            if isinstance(value, bytes):
-                return value
-            return None
-    return None
-
-
-def _summary(uid: int, fetched: dict[str, Value]) -> MessageSummary:
-    structure = None
-    if fetched.get("BODYSTRUCTURE") is not None:
-        try:
-            structure = parse_body_structure(fetched["BODYSTRUCTURE"])
-        except ImapParseError:
-            log.warning("operator.bodystructure_unreadable", uid=uid)
-    size = fetched.get("RFC822.SIZE")
-    return MessageSummary(
-        uid=uid,
-        flags=_flags(fetched.get("FLAGS")),
-        internal_date=parse_internal_date(fetched.get("INTERNALDATE")),
-        size=None if size is None else as_int(size),
-        headers=_section(fetched, "BODY[HEADER.FIELDS") or b"",
-        body_structure=structure,
-        modseq=_modseq(fetched),
-    )
-
-
-def _parse_select(mailbox: str, response: Any, *, readonly: bool) -> SelectedMailbox:
-    exists = 0
-    uidvalidity: int | None = None
-    uidnext: int | None = None
-    highestmodseq: int | None = None
-    flags: frozenset[str] = frozenset()
-    permanent: frozenset[str] = frozenset()
-    for group in group_responses(response.lines[:-1]):
-        text = group[0]
-        match = _EXISTS.match(text)
-        if match:
-            exists = int(match.group(1))
-            continue
-        upper = text[:6].upper()
-        if upper.startswith(b"FLAGS"):
-            values = parse_values(group)
-            flags = _flags(values[1]) if len(values) > 1 else frozenset()
-            continue
-        if not upper.startswith(b"OK"):
-            continue
-        code = response_code(text)
-        if code is None:
-            continue
-        name, args = code
-        if name == "UIDVALIDITY":
-            uidvalidity = as_int(args)
-        elif name == "UIDNEXT":
-            uidnext = as_int(args)
-        elif name == "HIGHESTMODSEQ":
-            highestmodseq = as_int(args)
-        elif name == "PERMANENTFLAGS":
-            permanent = frozenset(args.strip("()").split())
-    tagged = response_code(_tagged_text(response))
-    if tagged is not None and tagged[0] == "READ-ONLY":
-        readonly = True
-    if uidvalidity is None:
-        raise OperatorProtocolError("SELECT without UIDVALIDITY")
-    return SelectedMailbox(
-        name=mailbox,
-        uidvalidity=uidvalidity,
-        uidnext=uidnext,
-        exists=exists,
-        highestmodseq=highestmodseq,
-        readonly=readonly,
-        flags=flags,
-        permanent_flags=permanent,
-    )
-
-
-def _mailbox_name(value: Value) -> str:
-    name = decode_mailbox(as_text(value))
-    return "INBOX" if name.upper() == "INBOX" else name
-
-
-def _parse_list_entry(values: list[Value]) -> Folder:
-    attributes = frozenset(as_text(a) for a in as_list(values[1]) if a is not None)
-    delimiter = None if values[2] is None else as_text(values[2])
-    special = next((_SPECIAL_BY_UPPER[a.upper()] for a in attributes if a.upper() in _SPECIAL_BY_UPPER), None)
-    return Folder(name=_mailbox_name(values[3]), delimiter=delimiter, attributes=attributes, special_use=special)
-
-
-def _parse_status(values: list[Value]) -> tuple[str, int | None, int | None]:
-    items = pairs(as_list(values[2]))
-    messages = items.get("MESSAGES")
-    unseen = items.get("UNSEEN")
-    return (
-        _mailbox_name(values[1]),
-        None if messages is None else as_int(messages),
-        None if unseen is None else as_int(unseen),
-    )
-
-
-def _copied(response: Any) -> CopiedUids:
-    for item in response.lines:
-        if not isinstance(item, bytes):
-            continue
-        code = response_code(item)
-        if code is not None and code[0] == "COPYUID":
-            parts = code[1].split()
-            if len(parts) == 3:
-                source, dest = parse_uid_set(parts[1]), parse_uid_set(parts[2])
-                if len(source) == len(dest):
-                    return CopiedUids(int(parts[0]), dict(zip(source, dest, strict=True)))
-    return CopiedUids(None, {})

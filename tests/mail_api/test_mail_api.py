@@ -1,0 +1,262 @@
+"""The mail API against the real operator (Dovecot): read, sync, attachments, send, grants, rules."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import hashlib
+from typing import Any
+
+import pytest
+
+from phone.client import PhoneError
+from tests.harness import ADJOINT, NURSE, TITULAIRE
+from tests.mail_api.conftest import MailWorld
+from tests.mail_mime.corpus import corpus_message, corpus_messages
+
+
+def _simple(
+    subject: str,
+    body: str = "Bonjour,\r\nMessage de test.\r\n",
+    *,
+    sender: str = "dr.martin@ch-exemple.mssante.fr",
+    extra: str = "",
+) -> bytes:
+    message_id = hashlib.sha256(subject.encode()).hexdigest()[:24]
+    return (
+        f"From: Dr Martin <{sender}>\r\nTo: equipe@pharmacie.mssante.fr\r\nSubject: {subject}\r\n"
+        f"Date: Sun, 22 Nov 2026 08:00:00 +0100\r\nMessage-ID: <{message_id}@ch-exemple>\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra}\r\n{body}"
+    ).encode()
+
+
+async def test_read_the_inbox_with_its_attachments(mail_world: Any) -> None:
+    async with mail_world() as w:
+        w: MailWorld
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        w.deliver_corpus("nurse", "01-lettre-sortie-pdf.eml")
+        w.deliver_corpus("nurse", "05-windows-1252.eml")
+        page = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages?limit=10")
+        assert len(page["items"]) == 2
+        letter = next(m for m in page["items"] if m["hasAttachments"])
+        detail = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages/{letter['id']}")
+        pdf = next(a for a in detail["attachments"] if a["contentType"] == "application/pdf")
+        response = await phone.request(
+            "GET", f"/api/v1/mailboxes/{mailbox}/messages/{letter['id']}/attachments/{pdf['part']}", auth=True
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("application/pdf")
+        assert "attachment;" in response.headers["content-disposition"]
+        assert response.content.startswith(b"%PDF")
+        legacy = next(m for m in page["items"] if not m["hasAttachments"])
+        text = (await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages/{legacy['id']}"))["text"]
+        assert "Ã" not in text and "\ufffd" not in text
+
+
+async def test_every_corpus_message_is_readable_through_the_api(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        corpus = corpus_messages()
+        for _, raw in corpus:
+            w.deliver("nurse", raw)
+        page = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages?limit=50")
+        assert len(page["items"]) == len(corpus)
+        for item in page["items"]:
+            detail = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages/{item['id']}")
+            assert isinstance(detail["text"], str)
+            assert "<script" not in (detail["html"] or "")
+
+
+async def test_delta_sync_reports_new_and_deleted_messages(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        for i in range(4):
+            w.deliver("nurse", _simple(f"Ancien {i}"))
+        first = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages")
+        gone = first["items"][:2]
+        for item in gone:
+            await phone.call("DELETE", f"/api/v1/mailboxes/{mailbox}/messages/{item['id']}")
+        for i in range(3):
+            w.deliver("nurse", _simple(f"Nouveau {i}"))
+        await phone.call(
+            "PATCH", f"/api/v1/mailboxes/{mailbox}/messages/{first['items'][2]['id']}", json={"flagged": True}
+        )
+        changes = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/changes?since={first['state']}")
+        assert sorted(m["subject"] for m in changes["created"]) == ["Nouveau 0", "Nouveau 1", "Nouveau 2"]
+        assert sorted(changes["destroyed"]) == sorted(i["id"] for i in gone)
+        assert any(u["id"] == first["items"][2]["id"] and u["flagged"] for u in changes["updated"])
+        again = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/changes?since={changes['state']}")
+        assert again["created"] == [] and again["destroyed"] == []  # a deleted message never comes back
+
+
+async def test_pagination_is_newest_first_without_gaps(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        for i in range(12):
+            w.deliver("nurse", _simple(f"Message {i:02d}"))
+        seen: list[str] = []
+        cursor = None
+        while True:
+            query = f"?limit=5&cursor={cursor}" if cursor else "?limit=5"
+            page = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages{query}")
+            seen += [m["subject"] for m in page["items"]]
+            cursor = page["nextCursor"]
+            if cursor is None:
+                break
+        assert seen == [f"Message {i:02d}" for i in reversed(range(12))]
+
+
+async def test_send_reply_and_read_back(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        sent = await phone.call(
+            "POST",
+            f"/api/v1/mailboxes/{mailbox}/messages",
+            json={
+                "to": [w.address["doctor"]],
+                "subject": "Pansement de M. Test",
+                "text": "Plaie propre, à revoir jeudi.",
+                "requestReadReceipt": True,
+            },
+        )
+        assert sent["recipients"] == 1 and sent["sentCopy"] == "Sent"
+        raw = await _wait_for_mail(w, "doctor")
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert message["Subject"] == "Pansement de M. Test"
+        assert message["X-MSS-NIL"] and message["Disposition-Notification-To"]
+        assert message["Message-ID"] == sent["messageId"]
+        folders = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/folders")
+        assert next(f for f in folders if f["role"] == "sent")["total"] == 1
+
+
+async def test_untrusted_recipient_is_refused(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        with pytest.raises(PhoneError) as err:
+            await phone.call(
+                "POST",
+                f"/api/v1/mailboxes/{mailbox}/messages",
+                json={"to": ["someone@gmail.com"], "subject": "x", "text": "y"},
+            )
+        assert err.value.code == "recipient_not_trusted" and "gmail" not in str(err.value.problem)
+
+
+async def test_grants_are_enforced(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(ADJOINT)
+        adjoint = await w.h.enrol_phone()
+        pharmacy = await w.mailbox_id(adjoint, "pharmacy")
+        w.deliver("pharmacy", _simple("Ordonnance"))
+        assert len((await adjoint.call("GET", f"/api/v1/mailboxes/{pharmacy}/messages"))["items"]) == 1
+        with pytest.raises(PhoneError) as err:  # a read grant cannot send
+            await adjoint.call(
+                "POST",
+                f"/api/v1/mailboxes/{pharmacy}/messages",
+                json={"to": [w.address["doctor"]], "subject": "x", "text": "y"},
+            )
+        assert err.value.code == "mailbox_forbidden"
+        w.h.web.cookies.clear()
+        await w.h.login(NURSE)
+        nurse = await w.h.enrol_phone()
+        with pytest.raises(PhoneError) as err:  # a token for mailbox A cannot touch B
+            await nurse.call("GET", f"/api/v1/mailboxes/{pharmacy}/messages")
+        assert err.value.code == "mailbox_not_found"
+
+
+async def test_titulaire_sends_from_the_pharmacy_and_the_member_is_traced(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(TITULAIRE)
+        phone = await w.h.enrol_phone()
+        pharmacy = await w.mailbox_id(phone, "pharmacy")
+        await phone.call(
+            "POST",
+            f"/api/v1/mailboxes/{pharmacy}/messages",
+            json={"to": [w.address["doctor"]], "subject": "Rupture", "text": "Produit indisponible."},
+        )
+        message = email.message_from_bytes(await _wait_for_mail(w, "doctor"), policy=email.policy.default)
+        assert message["X-MSSC-Acting-IdNat"] == TITULAIRE
+        assert "x-mssc-idnat" in w.dovecot.log_text().lower()  # the IMAP ID names the acting professional
+
+
+async def test_read_receipt_only_when_asked(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        w.deliver(
+            "nurse",
+            _simple(
+                "Avec accusé",
+                sender=w.address["doctor"],
+                extra=f"Disposition-Notification-To: {w.address['doctor']}\r\n",
+            ),
+        )
+        w.deliver("nurse", _simple("Sans accusé"))
+        items = (await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages"))["items"]
+        asked = next(m for m in items if m["subject"] == "Avec accusé")
+        assert asked["mss"]["readReceiptRequested"]
+        await phone.call("POST", f"/api/v1/mailboxes/{mailbox}/messages/{asked['id']}/receipt", json={})
+        report = email.message_from_bytes(await _wait_for_mail(w, "doctor"), policy=email.policy.default)
+        assert report.get_content_type() == "multipart/report"
+        assert [p.get_content_type() for p in report.iter_parts()][:2] == [
+            "text/plain",
+            "message/disposition-notification",
+        ]
+        plain = next(m for m in items if m["subject"] == "Sans accusé")
+        with pytest.raises(PhoneError) as err:
+            await phone.call("POST", f"/api/v1/mailboxes/{mailbox}/messages/{plain['id']}/receipt", json={})
+        assert err.value.code == "mdn_not_requested"
+
+
+async def test_operator_down_is_a_clear_503(mail_world: Any) -> None:
+    from dataclasses import replace
+
+    from core.settings import OperatorSettings
+    from tests.peers.ports import free_port
+
+    async with mail_world() as w:
+        down: OperatorSettings = replace(w.h.settings.operator, imap_port=free_port(), connect_timeout_s=1.0)
+        w.h.container.connector.__init__(down)  # type: ignore[misc]  # the same app, now with no operator
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        started = asyncio.get_running_loop().time()
+        response = await phone.request("GET", f"/api/v1/mailboxes/{mailbox}/messages", auth=True)
+        assert response.status_code == 503
+        assert response.json()["code"] == "operator_unavailable" and response.headers["Retry-After"]
+        assert asyncio.get_running_loop().time() - started < 5
+
+
+async def _wait_for_mail(w: MailWorld, role: str, *, timeout_s: float = 5.0) -> bytes:
+    """The newest message of a mailbox, read over IMAP as the gateway (not through the API)."""
+    from backend.mail.operator.connector import OperatorConnector
+
+    connector = OperatorConnector(w.h.settings.operator)
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            async with connector.session(mailbox=w.address[role], idnat="800000000000", device_id="test") as imap:
+                selected = await imap.select("INBOX", readonly=True)
+                if selected.exists:
+                    uids = await imap.uid_search("ALL")
+                    return await imap.uid_fetch_raw(max(uids))
+            assert asyncio.get_running_loop().time() < deadline, "no message arrived"
+            await asyncio.sleep(0.1)
+    finally:
+        await connector.aclose()
+
+
+del corpus_message

@@ -260,3 +260,85 @@ async def _wait_for_mail(w: MailWorld, role: str, *, timeout_s: float = 5.0) -> 
 
 
 del corpus_message
+
+
+async def test_patient_conversation_end_and_reply_threading(mail_world: Any) -> None:
+    patient = "185057800608491@patient.mssante.fr"
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        w.deliver("nurse", _simple("Question sur le traitement", sender=w.address["doctor"]))
+        original = (await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages"))["items"][0]
+        await phone.call(
+            "POST",
+            f"/api/v1/mailboxes/{mailbox}/messages",
+            json={
+                "to": [w.address["doctor"]],
+                "subject": "Re: Question sur le traitement",
+                "text": "Réponse.",
+                "inReplyTo": original["id"],
+                "mode": "reply",
+            },
+        )
+        reply = email.message_from_bytes(await _wait_for_mail(w, "doctor"), policy=email.policy.default)
+        assert reply["In-Reply-To"] and reply["References"]
+        await phone.call(
+            "POST",
+            f"/api/v1/mailboxes/{mailbox}/messages",
+            json={
+                "to": [patient],
+                "subject": "[FIN]",
+                "text": "Fin de la conversation.",
+                "endPatientConversation": True,
+            },
+        )
+        sent = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages?folder=Sent")
+        last = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages/{sent['items'][0]['id']}")
+        assert last["summary"]["mss"]["conversationClosed"] and last["summary"]["mss"]["endOfConversation"]
+
+
+async def test_forward_move_and_search(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        w.deliver_corpus("nurse", "01-lettre-sortie-pdf.eml")
+        w.deliver("nurse", _simple("Planning de garde"))
+        items = (await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages"))["items"]
+        letter = next(m for m in items if m["hasAttachments"])
+        await phone.call(
+            "POST",
+            f"/api/v1/mailboxes/{mailbox}/messages",
+            json={
+                "to": [w.address["doctor"]],
+                "subject": "Tr: lettre",
+                "text": "Pour information.",
+                "inReplyTo": letter["id"],
+                "mode": "forward",
+            },
+        )
+        forwarded = email.message_from_bytes(await _wait_for_mail(w, "doctor"), policy=email.policy.default)
+        assert any(p.get_content_type() == "message/rfc822" for p in forwarded.iter_attachments())
+        found = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/search?subject=Planning")
+        assert [m["subject"] for m in found] == ["Planning de garde"]
+        await phone.call("POST", f"/api/v1/mailboxes/{mailbox}/messages/{found[0]['id']}/move", json={"folder": "Junk"})
+        junk = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages?folder=Junk")
+        assert [m["subject"] for m in junk["items"]] == ["Planning de garde"]
+
+
+async def test_directory_search_hides_the_liste_rouge(mail_world: Any) -> None:
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        found = await phone.call("GET", "/api/v1/directory?name=Tilleuls")
+        addresses = [m["address"] for e in found["entries"] for m in e["mailboxes"]]
+        assert "pharmacie.tilleuls@pharmacie.mssante.fr" in addresses
+        from backend.mail.directory.sandbox_data import HIDDEN_ADDRESSES  # the sandbox's own liste rouge
+
+        seen: set[str] = set(addresses)
+        for query in ("profession=60", "profession=10", "profession=21", "city=Paris", "name=martin", "name=cohen"):
+            page = await phone.call("GET", f"/api/v1/directory?{query}&limit=50")
+            seen |= {m["address"] for e in page["entries"] for m in e["mailboxes"]}
+        assert len(seen) > 3
+        assert not seen & HIDDEN_ADDRESSES

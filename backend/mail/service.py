@@ -18,6 +18,7 @@ import msgspec
 from backend.device_auth import AuthenticatedDevice
 from backend.mail.access import MailboxAccess, MailboxDirectory
 from backend.mail.ids import Cursor, FolderState, MessageRef
+from backend.mail.large_message import read_large
 from backend.mail.mime import (
     Address,
     OutgoingAttachment,
@@ -289,15 +290,13 @@ class MailService:
         ) as imap:
             await self._select(imap, ref)
             item = await _one(imap, ref.uid)
-            if (item.size or 0) > WHOLE_MESSAGE_MAX:
-                raise DomainError(
-                    ErrorCode.PAYLOAD_TOO_LARGE, "message too large to read at once: open its attachments"
-                )
-            raw = await imap.uid_fetch_raw(ref.uid)
-        parsed = parse_message(raw)
-        summary = self._summary(ref.folder, ref.uidvalidity, item)
+            summary = self._summary(ref.folder, ref.uidvalidity, item)
+            if (item.size or 0) > WHOLE_MESSAGE_MAX and item.body_structure is not None:
+                detail = await read_large(imap, ref.uid, item.body_structure, summary)
+            else:
+                detail = detail_view(summary, parse_message(await imap.uid_fetch_raw(ref.uid)))
         await self._record("mail.read", device, access, target=str(ref.uid))
-        return detail_view(summary, parsed)
+        return detail
 
     async def attachment(
         self, device: AuthenticatedDevice, mailbox_id: str, message_id: str, part: str

@@ -342,3 +342,42 @@ async def test_directory_search_hides_the_liste_rouge(mail_world: Any) -> None:
             seen |= {m["address"] for e in page["entries"] for m in e["mailboxes"]}
         assert len(seen) > 3
         assert not seen & HIDDEN_ADDRESSES
+
+
+async def test_a_big_message_opens_with_its_text_and_streams_its_attachment(mail_world: Any) -> None:
+    import base64
+    import os
+
+    from backend.mail import service
+
+    blob = os.urandom(service.WHOLE_MESSAGE_MAX)  # bigger than what is fetched whole once encoded
+    raw = (
+        (
+            b"From: Imagerie <imagerie@ch-exemple.mssante.fr>\r\nTo: x@infirmier.mssante.fr\r\n"
+            b"Subject: Scanner complet\r\n"
+            b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="z"\r\n\r\n'
+            b"--z\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n"
+        )
+        + "Compte rendu joint, à lire.\r\n".encode("iso-8859-1")
+        + (
+            b"--z\r\nContent-Type: application/octet-stream\r\n"
+            b'Content-Disposition: attachment; filename="scanner.dcm"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n"
+        )
+        + base64.encodebytes(blob).replace(b"\n", b"\r\n")
+        + b"--z--\r\n"
+    )
+    async with mail_world() as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone()
+        mailbox = await w.mailbox_id(phone, "nurse")
+        w.deliver("nurse", raw)
+        item = (await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages"))["items"][0]
+        detail = await phone.call("GET", f"/api/v1/mailboxes/{mailbox}/messages/{item['id']}")
+        assert "à lire" in detail["text"]
+        [scan] = detail["attachments"]
+        assert scan["filename"] == "scanner.dcm"
+        response = await phone.request(
+            "GET", f"/api/v1/mailboxes/{mailbox}/messages/{item['id']}/attachments/{scan['part']}", auth=True
+        )
+        assert response.content == blob

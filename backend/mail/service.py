@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import msgspec
@@ -125,9 +126,13 @@ class MailService:
             details=dict(details),
         )
 
+    def _imap(self, device: AuthenticatedDevice, access: MailboxAccess) -> AbstractAsyncContextManager[ImapSession]:
+        """A pooled operator session for this mailbox, as this professional on this device."""
+        return self._connector.session(mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id))
+
     @staticmethod
-    async def _select(imap: ImapSession, ref: MessageRef) -> SelectedMailbox:
-        selected = await imap.select(ref.folder, readonly=True)
+    async def _select(imap: ImapSession, ref: MessageRef, *, readonly: bool = True) -> SelectedMailbox:
+        selected = await imap.select(ref.folder, readonly=readonly)
         if selected.uidvalidity != ref.uidvalidity:
             raise NotFoundError(ErrorCode.MESSAGE_NOT_FOUND, "the message is gone (folder renumbered)")
         return selected
@@ -174,9 +179,7 @@ class MailService:
 
     async def folders(self, device: AuthenticatedDevice, mailbox_id: str) -> list[FolderView]:
         access = await self._mailboxes.access(device, mailbox_id, "read")
-        async with self._connector.session(
-            mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id)
-        ) as imap:
+        async with self._imap(device, access) as imap:
             found = await imap.list_folders(with_counts=True)
         await self._record("mail.folders", device, access)
         return [
@@ -189,9 +192,7 @@ class MailService:
         self, device: AuthenticatedDevice, mailbox_id: str, *, folder: str, cursor: str | None, limit: int
     ) -> MessagePage:
         access = await self._mailboxes.access(device, mailbox_id, "read")
-        async with self._connector.session(
-            mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id)
-        ) as imap:
+        async with self._imap(device, access) as imap:
             selected = await imap.select(folder, readonly=True)
             page = Cursor.decode(cursor) if cursor else None
             if page is not None and (page.folder != folder or page.uidvalidity != selected.uidvalidity):
@@ -231,9 +232,7 @@ class MailService:
         """What changed since a state: created, flag updates, and destroyed ids that never come back."""
         access = await self._mailboxes.access(device, mailbox_id, "read")
         old = FolderState.decode(since)
-        async with self._connector.session(
-            mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id)
-        ) as imap:
+        async with self._imap(device, access) as imap:
             selected = await imap.select(old.folder, readonly=True)
             if selected.uidvalidity != old.uidvalidity:
                 raise DomainError(ErrorCode.INVALID_STATE, "the folder was renumbered: resynchronise it")
@@ -285,9 +284,7 @@ class MailService:
     async def detail(self, device: AuthenticatedDevice, mailbox_id: str, message_id: str) -> MessageDetail:
         access = await self._mailboxes.access(device, mailbox_id, "read")
         ref = MessageRef.decode(message_id)
-        async with self._connector.session(
-            mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id)
-        ) as imap:
+        async with self._imap(device, access) as imap:
             await self._select(imap, ref)
             item = await _one(imap, ref.uid)
             summary = self._summary(ref.folder, ref.uidvalidity, item)
@@ -304,7 +301,7 @@ class MailService:
         """One attachment, streamed: the operator's chunks are decoded on the fly and never held whole."""
         access = await self._mailboxes.access(device, mailbox_id, "read")
         ref = MessageRef.decode(message_id)
-        session = self._connector.session(mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id))
+        session = self._imap(device, access)
         imap = await session.__aenter__()
         try:
             await self._select(imap, ref)
@@ -356,9 +353,7 @@ class MailService:
             criteria += ["SINCE", since.strftime("%d-%b-%Y")]
         if before:
             criteria += ["BEFORE", before.strftime("%d-%b-%Y")]
-        async with self._connector.session(
-            mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id)
-        ) as imap:
+        async with self._imap(device, access) as imap:
             selected = await imap.select(folder, readonly=True)
             uids = sorted(await imap.uid_search(*(criteria or ["ALL"])), reverse=True)[:limit]
             items = await self._summaries(imap, folder, selected.uidvalidity, uids)
@@ -372,12 +367,8 @@ class MailService:
     ) -> None:
         access = await self._mailboxes.access(device, mailbox_id, "read")
         ref = MessageRef.decode(message_id)
-        async with self._connector.session(
-            mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id)
-        ) as imap:
-            selected = await imap.select(ref.folder)
-            if selected.uidvalidity != ref.uidvalidity:
-                raise NotFoundError(ErrorCode.MESSAGE_NOT_FOUND, "the message is gone")
+        async with self._imap(device, access) as imap:
+            await self._select(imap, ref, readonly=False)
             for flag, wanted in (("\\Seen", change.seen), ("\\Flagged", change.flagged)):
                 if wanted is not None:
                     await imap.uid_store_flags([ref.uid], "add" if wanted else "remove", [flag])
@@ -386,12 +377,8 @@ class MailService:
     async def move(self, device: AuthenticatedDevice, mailbox_id: str, message_id: str, folder: str) -> None:
         access = await self._mailboxes.access(device, mailbox_id, "read")
         ref = MessageRef.decode(message_id)
-        async with self._connector.session(
-            mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id)
-        ) as imap:
-            selected = await imap.select(ref.folder)
-            if selected.uidvalidity != ref.uidvalidity:
-                raise NotFoundError(ErrorCode.MESSAGE_NOT_FOUND, "the message is gone")
+        async with self._imap(device, access) as imap:
+            await self._select(imap, ref, readonly=False)
             await imap.uid_move([ref.uid], folder)
         await self._record("mail.move", device, access, target=str(ref.uid))
 
@@ -399,15 +386,11 @@ class MailService:
         """To the Trash; from the Trash (or with no Trash), gone for good."""
         access = await self._mailboxes.access(device, mailbox_id, "read")
         ref = MessageRef.decode(message_id)
-        async with self._connector.session(
-            mailbox=access.address, idnat=device.idnat, device_id=str(device.device_id)
-        ) as imap:
+        async with self._imap(device, access) as imap:
             trash = next(
                 (f.name for f in await imap.list_folders(with_counts=False) if f.special_use == "\\Trash"), None
             )
-            selected = await imap.select(ref.folder)
-            if selected.uidvalidity != ref.uidvalidity:
-                raise NotFoundError(ErrorCode.MESSAGE_NOT_FOUND, "the message is gone")
+            await self._select(imap, ref, readonly=False)
             if trash is not None and trash != ref.folder:
                 await imap.uid_move([ref.uid], trash)
             else:
@@ -434,7 +417,7 @@ class MailService:
         identity = {"mailbox": access.address, "idnat": device.idnat, "device_id": str(device.device_id)}
         if message.in_reply_to is not None:
             ref = MessageRef.decode(message.in_reply_to)
-            async with self._connector.session(**identity) as imap:
+            async with self._imap(device, access) as imap:
                 await self._select(imap, ref)
                 original_raw = await imap.uid_fetch_raw(ref.uid)
             original = parse_message(original_raw)
@@ -465,7 +448,7 @@ class MailService:
             message_id=message_id,
         )
         await self._connector.send(raw, envelope_from=access.address, recipients=recipients, **identity)
-        sent_copy = await self._file_sent_copy(identity, raw)
+        sent_copy = await self._file_sent_copy(device, access, raw)
         await self._record(
             "mail.send",
             device,
@@ -476,8 +459,8 @@ class MailService:
         )
         return SentMessage(message_id=message_id, recipients=len(recipients), sent_copy=sent_copy)
 
-    async def _file_sent_copy(self, identity: dict[str, str], raw: bytes) -> str | None:
-        async with self._connector.session(**identity) as imap:
+    async def _file_sent_copy(self, device: AuthenticatedDevice, access: MailboxAccess, raw: bytes) -> str | None:
+        async with self._imap(device, access) as imap:
             sent = next((f.name for f in await imap.list_folders(with_counts=False) if f.special_use == "\\Sent"), None)
             if sent is None:
                 return None
@@ -491,7 +474,7 @@ class MailService:
         access = await self._mailboxes.access(device, mailbox_id, "send")
         ref = MessageRef.decode(message_id)
         identity = {"mailbox": access.address, "idnat": device.idnat, "device_id": str(device.device_id)}
-        async with self._connector.session(**identity) as imap:
+        async with self._imap(device, access) as imap:
             await self._select(imap, ref)
             original = parse_message(await imap.uid_fetch_raw(ref.uid))
         targets = [a.email for a in original.headers.disposition_notification_to]
@@ -507,7 +490,7 @@ class MailService:
         )
         self._trust.require_trusted(targets)
         await self._connector.send(raw, envelope_from=access.address, recipients=targets, **identity)
-        async with self._connector.session(**identity) as imap:
+        async with self._imap(device, access) as imap:
             selected = await imap.select(ref.folder)
             if selected.uidvalidity == ref.uidvalidity:
                 await imap.uid_store_flags([ref.uid], "add", ["$MDNSent"])

@@ -202,6 +202,155 @@ class DirectorySettings:
     timeout_s: float = 10.0
 
 
+#: Push providers a process can send through (``sink`` is the dev recorder).
+PUSH_PROVIDERS = ("apns", "fcm", "sink")
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    """Push providers. A push carries no content (``contracts.push``); these only say how to send it."""
+
+    #: ``apns``, ``fcm`` and/or ``sink`` (dev only: records pushes for the demo). Empty: the sink in
+    #: dev, no push at all in production (phones then learn of new mail only when they poll).
+    providers: tuple[str, ...] = ()
+    #: Apple token auth: the ``AuthKey_<key id>.p8`` file, its key id, the team id, the app's bundle id.
+    apns_key_file: str = ""
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    apns_topic: str = ""
+    #: ``production``, ``sandbox`` (development tokens) or ``host:port`` (a local APNs peer in tests).
+    apns_server: str = "production"
+    #: TLS with ALPN h2; ``false`` speaks h2c to a ``host:port`` peer (loopback tests only).
+    apns_use_tls: bool = True
+    #: Trust this CA file instead of the system's (a test CA).
+    apns_ca_file: str = ""
+    #: Firebase project; empty takes the service account's ``project_id``.
+    fcm_project_id: str = ""
+    #: Service-account JSON key file.
+    fcm_credentials_file: str = ""
+    #: Replaces the FCM v1 send URL (a local FCM peer in tests); ``{project_id}`` is filled in.
+    fcm_url: str = ""
+    #: Sends in flight at once, per provider.
+    concurrency: int = 50
+    #: Each send is abandoned (and retried) after this long; neither client library bounds it.
+    send_timeout_s: float = 10.0
+    #: Tries of one push before it is given up (the first send included).
+    max_tries: int = 5
+    #: First retry delay; it doubles each try (with jitter), never below a provider's ``Retry-After``.
+    backoff_base_s: float = 1.0
+    #: Longer waits are not slept through: the push goes back to the queue with a not-before time.
+    backoff_max_s: float = 60.0
+
+    def problems(self) -> list[str]:
+        """Values that are wrong in any mode."""
+        found = [
+            f"MSSC_PUSH_PROVIDERS: unknown provider {name!r} (known: apns, fcm, sink)"
+            for name in self.providers
+            if name not in PUSH_PROVIDERS
+        ]
+        server = self.apns_server
+        if server not in ("production", "sandbox"):
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                found.append("MSSC_PUSH_APNS_SERVER must be production, sandbox or host:port")
+        if self.fcm_url and not self.fcm_url.startswith(("https://", "http://")):
+            found.append("MSSC_PUSH_FCM_URL must be an http(s) URL")
+        if self.concurrency < 1:
+            found.append("MSSC_PUSH_CONCURRENCY must be at least 1")
+        if self.send_timeout_s <= 0:
+            found.append("MSSC_PUSH_SEND_TIMEOUT_S must be positive")
+        if self.max_tries < 1:
+            found.append("MSSC_PUSH_MAX_TRIES must be at least 1")
+        if self.backoff_base_s <= 0 or self.backoff_max_s < self.backoff_base_s:
+            found.append("MSSC_PUSH_BACKOFF_BASE_S must be positive and at most MSSC_PUSH_BACKOFF_MAX_S")
+        return found
+
+    def production_problems(self) -> list[str]:
+        """What production must not run with: the dev sink and plaintext transports."""
+        required = [
+            ("sink" in self.providers, "MSSC_PUSH_PROVIDERS=sink is dev only (it records pushes for the demo)"),
+            (not self.apns_use_tls, "MSSC_PUSH_APNS_USE_TLS=false is for loopback tests only"),
+            (self.fcm_url.startswith("http://"), "MSSC_PUSH_FCM_URL must be https in production"),
+        ]
+        return [message for failed, message in required if failed]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Visit and on-call alerts: escalation timing and limits."""
+
+    #: An on-call alert nobody acknowledged within this delay goes to the next person on call.
+    escalation_delay_s: int = 120
+    #: Escalation steps after the first notification (next on call…, then the titulaire / manager).
+    max_steps: int = 5
+    #: Longest alert text, in characters (the text is encrypted at rest and never pushed).
+    text_max_length: int = 1000
+    #: How often each instance looks for alerts due to escalate.
+    check_every_s: float = 5.0
+    #: Acknowledged or closed alerts stay listed on the phone this long.
+    recent_days: int = 7
+
+    def __post_init__(self) -> None:
+        if self.escalation_delay_s < 1:
+            raise SettingsError("MSSC_ALERTS_ESCALATION_DELAY_S must be at least 1")
+        if self.max_steps < 1:
+            raise SettingsError("MSSC_ALERTS_MAX_STEPS must be at least 1")
+        if not 1 <= self.text_max_length <= 4000:
+            raise SettingsError("MSSC_ALERTS_TEXT_MAX_LENGTH must be between 1 and 4000")
+        if self.check_every_s <= 0:
+            raise SettingsError("MSSC_ALERTS_CHECK_EVERY_S must be positive")
+        if self.recent_days < 0:
+            raise SettingsError("MSSC_ALERTS_RECENT_DAYS cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherSettings:
+    """The new-mail watcher: IMAP IDLE per push-enabled mailbox, or the operator's webhook."""
+
+    #: ``idle`` (one IDLE session per mailbox with a push-enabled device), ``webhook`` (the operator
+    #: calls ``/operator/webhook/new-mail`` on delivery: no IMAP session at all) or ``off``.
+    mode: Literal["idle", "webhook", "off"] = "idle"
+    #: A watcher's claim on a mailbox lasts this long unless renewed (every third of it): a dead
+    #: watcher's mailboxes are taken over after at most this, plus one renewal period.
+    lease_ttl_s: float = 10.0
+    #: IDLE is ended and re-issued this often (RFC 2177: at most 29 minutes).
+    idle_refresh_s: float = 25 * 60
+    #: Mailboxes one watcher process watches at most (one IMAP connection each).
+    max_mailboxes_per_watcher: int = 500
+    #: How often the database is asked which mailboxes have a push-enabled device.
+    discover_every_s: float = 10.0
+    #: After the first news, wait this long for more: a burst of deliveries makes one event.
+    coalesce_s: float = 0.1
+    #: Reconnect backoff: first delay, doubling (with jitter) up to the maximum.
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 60.0
+    #: HTTP Basic credentials the operator's webhook calls must carry (``url=http://user:password@…``
+    #: in Dovecot's OX driver). Required in ``webhook`` mode; the password at least 16 characters.
+    webhook_user: str = ""
+    webhook_password: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.idle_refresh_s <= 29 * 60:
+            raise SettingsError("MSSC_WATCHER_IDLE_REFRESH_S must be within (0, 1740] (RFC 2177: 29 minutes)")
+        if self.lease_ttl_s < 0.3:
+            raise SettingsError("MSSC_WATCHER_LEASE_TTL_S must be at least 0.3")
+        if self.max_mailboxes_per_watcher < 1:
+            raise SettingsError("MSSC_WATCHER_MAX_MAILBOXES_PER_WATCHER must be at least 1")
+        if self.discover_every_s <= 0 or self.coalesce_s < 0:
+            raise SettingsError("MSSC_WATCHER_DISCOVER_EVERY_S must be positive, MSSC_WATCHER_COALESCE_S not negative")
+        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
+            raise SettingsError(
+                "MSSC_WATCHER_RECONNECT_MIN_S must be positive and at most MSSC_WATCHER_RECONNECT_MAX_S"
+            )
+        if self.mode == "webhook" and (not self.webhook_user or len(self.webhook_password) < 16):
+            raise SettingsError(
+                "MSSC_WATCHER_MODE=webhook needs MSSC_WATCHER_WEBHOOK_USER and MSSC_WATCHER_WEBHOOK_PASSWORD "
+                "(at least 16 characters)"
+            )
+        if ":" in self.webhook_user:
+            raise SettingsError("MSSC_WATCHER_WEBHOOK_USER cannot contain ':' (HTTP Basic)")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """All settings, grouped by concern."""
@@ -216,6 +365,9 @@ class Settings:
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     trust_space: TrustSpaceSettings = field(default_factory=TrustSpaceSettings)
     directory: DirectorySettings = field(default_factory=DirectorySettings)
+    push: PushSettings = field(default_factory=PushSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    watcher: WatcherSettings = field(default_factory=WatcherSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -257,11 +409,14 @@ class Settings:
             (self.directory.kind == "sandbox", "MSSC_DIRECTORY_KIND must be fhir in production"),
             (not self.trust_space.source, "MSSC_TRUST_SPACE_SOURCE is required in production"),
         ]
-        return [message for failed, message in required if failed]
+        return [message for failed, message in required if failed] + self.push.production_problems()
 
     def checked(self) -> Settings:
         """Fill dev-only defaults and refuse what production must not run with."""
         app = self.app
+        push_problems = self.push.problems()
+        if push_problems:
+            raise SettingsError("; ".join(push_problems))
         if app.is_production:
             problems = self._production_problems()
             if problems:
@@ -291,7 +446,11 @@ class Settings:
                 master_password="sandbox-gateway-password",  # noqa: S106 - the dev operator only
                 tls="plain",
             )
-        return dataclasses.replace(self, app=app, psc=psc, db=db, tokens=tokens, operator=operator)
+        push = self.push
+        if not push.providers:
+            # The demo records pushes in the dev sink: no Apple or Google account needed.
+            push = dataclasses.replace(push, providers=("sink",))
+        return dataclasses.replace(self, app=app, psc=psc, db=db, tokens=tokens, operator=operator, push=push)
 
 
 def _group_type(group: dataclasses.Field[Any]) -> type[Any]:

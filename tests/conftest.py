@@ -20,7 +20,7 @@ from core.ephemeral import Ephemeral, MemoryEphemeral, RedisEphemeral
 from core.settings import DatabaseSettings, StoreSettings
 
 #: The real peers: one Dovecot operator and one submission relay for the whole run.
-pytest_plugins = ["tests.peers.fixtures"]
+pytest_plugins = ["tests.peers.fixtures", "tests.peers.push_fixtures"]
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -25,3 +25,5 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     mailbox_id: str | None = None
     #: Short machine reason (``owner``, ``titulaire``…), never free text.
     reason: str | None = None
+    #: ``mail.arrived``: unread messages in the mailbox now (the badge), never what they are.
+    unseen: int | None = None

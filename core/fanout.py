@@ -14,6 +14,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -26,7 +27,7 @@ log = get_logger("mssc.fanout")
 Handler = Callable[[Event], Awaitable[None]]
 
 
-def new_event(kind: EventType, **fields: str | None) -> Event:
+def new_event(kind: EventType, **fields: Any) -> Event:
     return Event(id=uuid.uuid4().hex, type=kind, at=time.time(), **fields)
 
 

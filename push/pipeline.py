@@ -1,0 +1,347 @@
+"""The push pipeline: events → policy (who, how urgent) → content-free pushes → providers.
+
+Two consumers over the durable queue, so a crash loses nothing (at least once; phones de-duplicate
+by event id, and a re-processed event yields the same push id):
+
+* the **policy** stage reads ``events`` and writes one job per entitled device on ``push``;
+* the **sender** stage reads ``push``, sends in batches per provider, acknowledges what the
+  provider accepted, schedules retries on the queue (``Retry-After`` and backoff), prunes dead
+  tokens, and dead-letters permanent failures.
+
+Nothing here reads a message: events carry ids and counts; payloads are checked against the
+allow-list in ``contracts.push`` before they are queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, exists, or_, select, update
+
+from contracts.events import Event, EventType
+from contracts.push import AlertClass, PushPayload, validate_push_payload
+from core.db.engine import Database
+from core.db.models import Device, Mailbox, MailboxGrant, Membership, MembershipStatus
+from core.logging import get_logger
+from core.queue import Delivery, DurableQueue
+from push.delivery import RetryPolicy
+from push.metrics import PushMetrics
+from push.payload import PushTarget, alert_payload, build_notification, mail_payload, wipe_payload
+from push.providers.base import PushKind, PushNotification, PushPriority
+from push.providers.factory import PushProviders
+
+log = get_logger("mssc.push")
+
+EVENTS = "events"
+PUSH = "push"
+POLICY_GROUP = "push-policy"
+SENDER_GROUP = "push-sender"
+
+#: May this professional get this class of push now? (availability, quiet hours; ``True`` by default)
+Allow = Callable[[uuid.UUID, AlertClass], Awaitable[bool]]
+
+
+async def _always(_professional: uuid.UUID, _alert_class: AlertClass) -> bool:
+    return True
+
+
+class PushJob(msgspec.Struct, kw_only=True):
+    """One queued push: the device's address and an allow-listed payload. No content can fit in it."""
+
+    push_id: str
+    device_id: str
+    provider: str
+    token: str
+    payload: dict[str, Any]
+    kind: str
+    priority: str
+    expires_at: float
+    collapse_id: str | None = None
+    #: When the event entered the pipeline (latency metric).
+    queued_at: float = 0.0
+
+    @classmethod
+    def of(cls, notification: PushNotification, provider: str, queued_at: float) -> PushJob:
+        return cls(
+            push_id=notification.push_id,
+            device_id=notification.device_id,
+            provider=provider,
+            token=notification.token,
+            payload=notification.payload.to_wire(),
+            kind=notification.kind.value,
+            priority=notification.priority.value,
+            expires_at=notification.expires_at,
+            collapse_id=notification.collapse_id,
+            queued_at=queued_at,
+        )
+
+    def notification(self) -> PushNotification:
+        payload: PushPayload = validate_push_payload(self.payload)
+        return PushNotification(
+            push_id=self.push_id,
+            device_id=self.device_id,
+            token=self.token,
+            payload=payload,
+            kind=PushKind(self.kind),
+            priority=PushPriority(self.priority),
+            expires_at=self.expires_at,
+            collapse_id=self.collapse_id,
+        )
+
+
+class PushPipeline:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        queue: DurableQueue,
+        providers: PushProviders,
+        retry: RetryPolicy,
+        metrics: PushMetrics,
+        consumer: str | None = None,
+        allow: Allow = _always,
+        batch: int = 200,
+        reclaim_idle_ms: int = 30_000,
+    ) -> None:
+        self._db = db
+        self._queue = queue
+        self._providers = providers
+        self._retry = retry
+        self.metrics = metrics
+        self._consumer = consumer or f"worker-{uuid.uuid4().hex[:8]}"
+        self._allow = allow
+        self._batch = batch
+        #: A consumer silent this long is presumed dead: its pending entries are taken over.
+        self._reclaim_idle_ms = reclaim_idle_ms
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # entering the pipeline -----------------------------------------------------------------------
+
+    async def publish(self, event: Event) -> None:
+        """Durably record an event; the policy stage turns it into pushes."""
+        await self._queue.enqueue(EVENTS, msgspec.json.encode(event), dedupe_key=event.id)
+
+    # policy stage --------------------------------------------------------------------------------
+
+    async def run_policy_once(self, *, block_ms: int = 0) -> int:
+        deliveries = await self._queue.consume(
+            EVENTS, POLICY_GROUP, self._consumer, count=self._batch, block_ms=block_ms
+        )
+        deliveries += await self._queue.reclaim(
+            EVENTS, POLICY_GROUP, self._consumer, min_idle_ms=self._reclaim_idle_ms, count=self._batch
+        )
+        for delivery in deliveries:
+            try:
+                event = msgspec.json.decode(delivery.payload, type=Event)
+                await self._expand(event)
+            except msgspec.DecodeError:
+                await self._queue.dead_letter(EVENTS, POLICY_GROUP, delivery.id, reason="undecodable")
+                continue
+            await self._queue.ack(EVENTS, POLICY_GROUP, [delivery.id])
+        return len(deliveries)
+
+    async def _expand(self, event: Event) -> None:
+        now = time.time()
+        if event.type == EventType.MAIL_ARRIVED and event.mailbox_id:
+            devices = await self._mail_devices(uuid.UUID(event.mailbox_id))
+            payload = mail_payload(event_id=_uuid(event.id), mailbox_id=event.mailbox_id, badge=_badge(event))
+            await self._queue_pushes(devices, payload, AlertClass.MAIL, now)
+        elif event.type == EventType.DEVICE_REVOKED and event.device_id:
+            devices = await self._devices_by_id([uuid.UUID(event.device_id)], include_revoked=True)
+            await self._queue_pushes(devices, wipe_payload(event_id=_uuid(event.id)), AlertClass.WIPE, now)
+
+    async def notify_alert(
+        self, *, alert_id: uuid.UUID, alert_class: AlertClass, professionals: Sequence[uuid.UUID], step: int
+    ) -> None:
+        """Alerts (visit, on-call): the recipients' devices; the push says only the class."""
+        event_id = uuid.uuid5(alert_id, f"step-{step}")
+        devices = await self._devices_of(professionals)
+        payload = alert_payload(alert_class, event_id=event_id, alert_id=alert_id)
+        await self._queue_pushes(devices, payload, alert_class, time.time())
+
+    async def _queue_pushes(
+        self, devices: Sequence[Device], payload: PushPayload, alert_class: AlertClass, now: float
+    ) -> None:
+        for device in devices:
+            target = PushTarget.of(device)
+            if target is None:
+                continue
+            if alert_class not in (AlertClass.WIPE, AlertClass.ONCALL_ALERT) and not await self._allow(
+                device.professional_id, alert_class
+            ):
+                self.metrics.suppressed(alert_class.value)
+                continue
+            notification = build_notification(target, payload, now=now)
+            job = PushJob.of(notification, target.provider, now)
+            await self._queue.enqueue(PUSH, msgspec.json.encode(job), dedupe_key=notification.push_id)
+
+    async def _mail_devices(self, mailbox_id: uuid.UUID) -> list[Device]:
+        """Devices entitled to a mailbox: its owner's, and members' with a read grant acting for its structure."""
+        async with self._db.read() as session:
+            mailbox = await session.get(Mailbox, mailbox_id)
+            if mailbox is None:
+                return []
+            granted = exists().where(
+                MailboxGrant.mailbox_id == mailbox_id,
+                MailboxGrant.professional_id == Device.professional_id,
+                MailboxGrant.can_read.is_(True),
+            )
+            member = exists().where(
+                Membership.structure_id == mailbox.structure_id,
+                Membership.professional_id == Device.professional_id,
+                Membership.status == MembershipStatus.ACTIVE,
+            )
+            entitled = or_(
+                Device.professional_id == mailbox.professional_id,
+                and_(Device.structure_id == mailbox.structure_id, granted, member),
+            )
+            query = select(Device).where(Device.revoked_at.is_(None), Device.push_token.is_not(None), entitled)
+            return list((await session.scalars(query)).unique().all())
+
+    async def _devices_of(self, professionals: Sequence[uuid.UUID]) -> list[Device]:
+        async with self._db.read() as session:
+            query = select(Device).where(
+                Device.professional_id.in_(list(professionals)),
+                Device.revoked_at.is_(None),
+                Device.push_token.is_not(None),
+            )
+            return list((await session.scalars(query)).unique().all())
+
+    async def _devices_by_id(self, ids: Sequence[uuid.UUID], *, include_revoked: bool) -> list[Device]:
+        async with self._db.read() as session:
+            query = select(Device).where(Device.id.in_(list(ids)))
+            if not include_revoked:
+                query = query.where(Device.revoked_at.is_(None))
+            return list((await session.scalars(query)).unique().all())
+
+    # sender stage --------------------------------------------------------------------------------
+
+    async def run_send_once(self, *, block_ms: int = 0) -> int:
+        deliveries = await self._queue.consume(PUSH, SENDER_GROUP, self._consumer, count=self._batch, block_ms=block_ms)
+        deliveries += await self._queue.reclaim(
+            PUSH, SENDER_GROUP, self._consumer, min_idle_ms=self._reclaim_idle_ms, count=self._batch
+        )
+        by_provider: dict[str, list[tuple[Delivery, PushJob, PushNotification]]] = defaultdict(list)
+        now = time.time()
+        for delivery in deliveries:
+            try:
+                job = msgspec.json.decode(delivery.payload, type=PushJob)
+                notification = job.notification()
+            except (msgspec.DecodeError, ValueError):
+                await self._queue.dead_letter(PUSH, SENDER_GROUP, delivery.id, reason="invalid_job")
+                continue
+            if job.expires_at <= now:
+                self.metrics.outcome(notification.alert_class.value, job.provider, "expired")
+                await self._queue.ack(PUSH, SENDER_GROUP, [delivery.id])
+                continue
+            by_provider[job.provider].append((delivery, job, notification))
+        await asyncio.gather(*(self._send(provider, items) for provider, items in by_provider.items()))
+        return len(deliveries)
+
+    async def _send(self, provider_name: str, items: list[tuple[Delivery, PushJob, PushNotification]]) -> None:
+        provider = self._provider(provider_name)
+        by_push = {n.push_id: (d, j, n) for d, j, n in items}
+        if provider is None:
+            for delivery, job, notification in items:
+                self.metrics.outcome(notification.alert_class.value, job.provider, "no_provider")
+                await self._queue.dead_letter(PUSH, SENDER_GROUP, delivery.id, reason="no_provider")
+            return
+        report = await provider.send([n for _, _, n in items])
+        now = time.time()
+        for push_id in report.accepted:
+            delivery, job, notification = by_push[push_id]
+            self.metrics.outcome(notification.alert_class.value, provider.name, "accepted")
+            self.metrics.latency(provider.name, now - job.queued_at)
+            await self._queue.ack(PUSH, SENDER_GROUP, [delivery.id])
+        for dead in report.dead_tokens:
+            delivery, job, notification = by_push[dead.push_id]
+            await self._prune(job)
+            self.metrics.outcome(notification.alert_class.value, provider.name, "dead_token")
+            await self._queue.ack(PUSH, SENDER_GROUP, [delivery.id])
+        for failure in report.failed_permanently:
+            delivery, job, notification = by_push[failure.push_id]
+            self.metrics.outcome(notification.alert_class.value, provider.name, "failed")
+            await self._queue.dead_letter(PUSH, SENDER_GROUP, delivery.id, reason=failure.reason)
+        for retry in report.retry:
+            delivery, job, notification = by_push[retry.push_id]
+            delay = max(self._retry.backoff(delivery.attempts), retry.retry_after_s or 0.0)
+            self.metrics.outcome(notification.alert_class.value, provider.name, "retry")
+            await self._queue.retry_later(PUSH, SENDER_GROUP, delivery.id, int(delay * 1000))
+
+    def _provider(self, name: str) -> Any:
+        """The provider for a job; in dev, one that is not configured falls back to the sink."""
+        try:
+            return self._providers[name]
+        except KeyError:
+            return self._providers.sink
+
+    async def _prune(self, job: PushJob) -> None:
+        """The provider says the token is dead: mark it (if unchanged), the phone is asked for a new one."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Device)
+                .where(Device.id == uuid.UUID(job.device_id), Device.push_token == job.token)
+                .values(push_token_dead_at=dt.datetime.now(dt.UTC))
+            )
+        if getattr(result, "rowcount", 0):
+            self.metrics.pruned(job.provider)
+
+    # running -------------------------------------------------------------------------------------
+
+    async def drain(self, *, rounds: int = 20) -> None:
+        """Process until both stages are idle (tests, demo)."""
+        for _ in range(rounds):
+            if not (await self.run_policy_once() + await self.run_send_once()):
+                depth = await self._queue.depth(PUSH, SENDER_GROUP)
+                if depth.total == 0 and depth.delayed == 0:
+                    return
+                await asyncio.sleep(0.05)
+
+    def start(self) -> None:
+        async def loop(step: Callable[..., Awaitable[int]], name: str) -> None:
+            delay = 0.1
+            while True:
+                try:
+                    await step(block_ms=1000)
+                    delay = 0.1
+                    for stream, group in ((EVENTS, POLICY_GROUP), (PUSH, SENDER_GROUP)):
+                        self.metrics.depth(stream, (await self._queue.depth(stream, group)).total)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the loop survives; the queue keeps the work
+                    log.error("push.loop_failed", stage=name, error_type=type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+
+        self._tasks = [
+            asyncio.create_task(loop(self.run_policy_once, "policy"), name="push-policy"),
+            asyncio.create_task(loop(self.run_send_once, "sender"), name="push-sender"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+
+def _uuid(event_id: str) -> uuid.UUID:
+    """Event ids are UUID hex; anything else is mapped to a stable UUID (never echoed)."""
+    try:
+        return uuid.UUID(event_id)
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_OID, event_id)
+
+
+def _badge(event: Event) -> int | None:
+    return None if event.unseen is None else max(0, event.unseen)

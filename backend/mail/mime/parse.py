@@ -13,6 +13,7 @@ inline text/plain or text/html part without a filename, in order. Everything els
 from __future__ import annotations
 
 import email.parser
+import email.policy
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -273,7 +274,9 @@ def parse_summary(
     """
     message: Message
     try:
-        message = email.parser.BytesParser(policy=PARSE_POLICY).parsebytes(header_bytes, headersonly=True)
+        # compat32: our header reader works from ``raw_items()``; the modern policy would also build
+        # typed header objects we never read (about 70 % of the parse time of a list page).
+        message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(header_bytes, headersonly=True)
     except Exception:  # noqa: BLE001 - see tree.load_message
         message = load_message(header_bytes).root
     headers, problems = _safe_headers(message, internal_date)

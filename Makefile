@@ -22,7 +22,8 @@ services: ## Start Redis and PostgreSQL if they are not running
 	@bash scripts/services.sh
 
 .PHONY: demo
-demo: install ## Serve the demo at http://localhost:8000 (SQLite, in-process stores, PSC sandbox)
+demo: install ## Serve the demo at http://localhost:8000 (SQLite, in-process stores, PSC sandbox, local Dovecot with demo mail)
+	@bash scripts/system-packages.sh --demo
 	@$(UV) run mss-companion serve
 
 .PHONY: test

@@ -25,10 +25,11 @@ from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
+from backend.alerts.routes import alerts_api_router, service_api_router
 from backend.api_routes import device_api_router, jwks
 from backend.container import Container, build_container
 from backend.device_auth import AuthenticatedDevice
-from backend.health import health_router
+from backend.health import health_router, metrics
 from backend.http_headers import headers_before_send
 from backend.mail.routes import mail_router
 from backend.problems import exception_handlers
@@ -40,6 +41,7 @@ from enrolment.api_routes import enrolment_api_router
 from enrolment.web.device_routes import device_router
 from enrolment.web.enrol_routes import enrol_router
 from enrolment.web.login_routes import login_router
+from enrolment.web.rota_routes import rota_router
 from enrolment.web.team_routes import team_router
 
 log = get_logger("mssc.app")
@@ -63,6 +65,10 @@ SERVICES = (
     "psc",
     "mail",
     "directory",
+    "availability",
+    "rota",
+    "alerts",
+    "service_clients",
 )
 
 
@@ -115,12 +121,46 @@ async def problem_doc(code: FromPath[str]) -> Template:
     )
 
 
-def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient | None = None) -> Litestar:
+def _operator_label(settings: Settings, sandbox_running: bool) -> str:
+    if settings.operator.kind != "sandbox":
+        return f"{settings.operator.imap_host}:{settings.operator.imap_port}"
+    return "sandbox" if sandbox_running else "none (no mail)"
+
+
+async def _stop_sandbox_operator(app: Litestar) -> None:
+    sandbox = getattr(app.state, "sandbox_operator", None)
+    app.state.sandbox_operator = None
+    if sandbox is not None:
+        await sandbox.astop()
+        log.info("sandbox_operator.stopped")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    psc_http: httpx.AsyncClient | None = None,
+    sandbox_operator: bool | None = None,
+) -> Litestar:
+    """The app. ``sandbox_operator``: start the demo's local operator (Dovecot) at start-up; by default
+    when the settings ask for it (dev, ``MSSC_OPERATOR_KIND=sandbox``)."""
     settings = settings or Settings.from_env()
     configure_logging(settings.app.log_level, json=settings.app.is_production)
+    if sandbox_operator is None:
+        sandbox_operator = settings.operator.kind == "sandbox" and not settings.app.is_production
 
     async def start(app: Litestar) -> None:
-        container = await build_container(settings, psc_http=psc_http)
+        run_settings = settings
+        app.state.sandbox_operator = None
+        if sandbox_operator:
+            from backend.mail.sandbox_operator import start_sandbox_operator  # noqa: PLC0415 - dev only
+
+            # before the services: the operator connector must use the ports the sandbox really got
+            app.state.sandbox_operator, run_settings = await start_sandbox_operator(settings)
+        try:
+            container = await build_container(run_settings, psc_http=psc_http)
+        except BaseException:
+            await _stop_sandbox_operator(app)
+            raise
         app.state.container = container
         await container.start()
         if settings.psc.sandbox:
@@ -132,23 +172,29 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
             mode=settings.app.mode,
             db=container.db.dialect,
             store="redis" if settings.store.is_redis else "memory",
+            operator=_operator_label(run_settings, app.state.sandbox_operator is not None),
         )
 
     async def stop(app: Litestar) -> None:
         container: Container | None = getattr(app.state, "container", None)
         if container is not None:
             await container.close()
+        await _stop_sandbox_operator(app)
 
     handlers: list[Any] = [
         health_router,
+        metrics,
         device_api_router,
         mail_router,
+        alerts_api_router,
+        service_api_router,
         enrolment_api_router,
         jwks,
         login_router,
         enrol_router,
         device_router,
         team_router,
+        rota_router,
         problem_doc,
         create_static_files_router(
             path="/static", directories=[WEB / "static"], include_in_schema=False, guards=[_no_nul]
@@ -192,7 +238,13 @@ def create_app(settings: Settings | None = None, *, psc_http: httpx.AsyncClient 
                         scheme="DPoP",
                         description="Access token bound to the device key (RFC 9449); "
                         "send a DPoP proof header with every call.",
-                    )
+                    ),
+                    "ServiceKey": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A service client's API key (mssc_sk_…), created by the titulaire; "
+                        "only for POST /api/v1/service/alerts.",
+                    ),
                 }
             ),
             security=[{"DPoP": []}],

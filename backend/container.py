@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from backend.alerts import AlertCipher, AlertService, AvailabilityService, EscalationLoop, RotaService, ServiceClients
+from backend.alerts.availability import AlertClass as AvailabilityClass
+from backend.alerts.service import AlertNotice
 from backend.auth.access_tokens import AccessTokenIssuer
 from backend.auth.dpop import DpopNonces
 from backend.auth.refresh_tokens import RefreshTokens
@@ -22,7 +26,9 @@ from backend.mail.operator.connector import OperatorConnector
 from backend.mail.service import MailService
 from backend.mail.trust import TrustSpace
 from backend.maintenance import Maintenance
+from contracts.alerts import AlertKind
 from contracts.events import Event, EventType
+from contracts.push import AlertClass as PushClass
 from core.audit import AuditTrail
 from core.db.engine import Database
 from core.db.models import Device
@@ -30,12 +36,17 @@ from core.device_registry import DeviceRegistry
 from core.ephemeral import Ephemeral, RedisEphemeral, create_ephemeral
 from core.fanout import FanOut, MemoryFanOut, RedisFanOut, new_event
 from core.logging import get_logger
+from core.queue import DurableQueue, create_queue
 from core.settings import Settings
 from enrolment.enrolment_service import EnrolmentService
 from enrolment.identity_service import IdentityService
 from enrolment.psc.client import PscClient
 from enrolment.team_service import TeamService
 from enrolment.web.sessions import SessionStore
+from push.delivery import RetryPolicy
+from push.metrics import PushMetrics
+from push.pipeline import PushPipeline
+from push.providers.factory import PushProviders, providers_from_settings
 
 log = get_logger("mssc.app")
 
@@ -63,14 +74,29 @@ class Container:
     trust: TrustSpace
     directory: Directory
     mail: MailService
+    availability: AvailabilityService
+    rota: RotaService
+    alerts: AlertService
+    service_clients: ServiceClients
+    escalations: EscalationLoop
+    queue: DurableQueue
+    providers: PushProviders
+    pipeline: PushPipeline
 
     async def start(self) -> None:
         """Background parts: fan-out listener, trust-space refresh, housekeeping."""
         await self.fanout.start()
         await self.trust.start()
         self.maintenance.start()
+        self.escalations.start()
+        if "push" in self.settings.app.roles:
+            self.pipeline.start()
 
     async def close(self) -> None:
+        await self.pipeline.stop()
+        await self.providers.aclose()
+        await self.queue.close()
+        await self.escalations.stop()
         await self.maintenance.stop()
         await self.connector.aclose()
         await self.trust.aclose()
@@ -79,6 +105,13 @@ class Container:
         await self.psc.aclose()
         await self.ephemeral.close()
         await self.db.dispose()
+
+
+#: Push classes that availability governs (on-call alerts and wipes always go).
+_AVAILABILITY_CLASS: dict[PushClass, AvailabilityClass] = {
+    PushClass.MAIL: "mail",
+    PushClass.VISIT_ALERT: "visit",
+}
 
 
 def _derive(secret: str, purpose: str) -> bytes:
@@ -110,16 +143,33 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         else MemoryFanOut()
     )
 
+    queue = create_queue(settings.store)
+    providers = providers_from_settings(settings)
+    availability = AvailabilityService(db, audit)
+
+    async def allow(professional_id: uuid.UUID, alert_class: PushClass) -> bool:
+        kind = _AVAILABILITY_CLASS.get(alert_class)
+        return kind is None or bool(await availability.push_allowed(professional_id, kind))
+
+    pipeline = PushPipeline(
+        db=db,
+        queue=queue,
+        providers=providers,
+        retry=RetryPolicy.from_settings(settings.push),
+        metrics=PushMetrics(),
+        allow=allow,
+    )
+
     async def deny(device: Device, reason: str) -> None:
         await revocations.revoke(device.id)
-        await fanout.publish(
-            new_event(
-                EventType.DEVICE_REVOKED,
-                device_id=str(device.id),
-                professional_id=str(device.professional_id),
-                reason=reason,
-            )
+        event = new_event(
+            EventType.DEVICE_REVOKED,
+            device_id=str(device.id),
+            professional_id=str(device.professional_id),
+            reason=reason,
         )
+        await fanout.publish(event)  # every instance cuts the device's operator sessions
+        await pipeline.publish(event)  # durably: the silent wipe push
 
     devices.on_revoked(deny)
     refresh = RefreshTokens(ttl_s=settings.tokens.refresh_ttl_s)
@@ -166,6 +216,13 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
     psc = PscClient(
         settings.psc, redirect_uri=f"{settings.app.public_url.rstrip('/')}/auth/psc/callback", http=psc_http
     )
+    alerts = AlertService(db=db, audit=audit, cipher=AlertCipher(settings.app.secret_key), settings=settings.alerts)
+
+    async def push_alert(alert: AlertNotice, recipients: Sequence[uuid.UUID], step: int) -> None:
+        alert_class = PushClass.ONCALL_ALERT if alert.kind == AlertKind.ONCALL else PushClass.VISIT_ALERT
+        await pipeline.notify_alert(alert_id=alert.id, alert_class=alert_class, professionals=recipients, step=step)
+
+    alerts.on_notify(push_alert)
     return Container(
         settings=settings,
         db=db,
@@ -190,4 +247,12 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         maintenance=Maintenance(
             db=db, devices=devices, refresh=refresh, idle_days=settings.enrolment.device_idle_expiry_days
         ),
+        availability=availability,
+        queue=queue,
+        providers=providers,
+        pipeline=pipeline,
+        rota=RotaService(db, audit),
+        alerts=alerts,
+        service_clients=ServiceClients(db, audit),
+        escalations=EscalationLoop(alerts, every_s=settings.alerts.check_every_s),
     )

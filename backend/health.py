@@ -6,6 +6,7 @@ import asyncio
 
 from litestar import Response, Router, get
 from litestar.datastructures import State
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contracts.errors import ErrorCode
 from core.errors import DomainError
@@ -38,3 +39,13 @@ async def ready(state: State) -> Response[dict[str, str]]:
 
 
 health_router = Router(path="/health", route_handlers=[live, ready], tags=["health"])
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics (content-free labels)",
+    include_in_schema=False,
+    media_type=CONTENT_TYPE_LATEST,
+)
+async def metrics(state: State) -> bytes:
+    return generate_latest(state.container.pipeline.metrics.registry)

@@ -89,6 +89,18 @@ class ErrorCode(StrEnum):
     # mail content (backend.mail.mime)
     MDN_NOT_REQUESTED = "mdn_not_requested"
     XDM_METADATA_REQUIRED = "xdm_metadata_required"
+    # availability, on-call rota, alerts, service clients
+    ALERT_NOT_FOUND = "alert_not_found"
+    #: Someone else already took the alert, or it was closed: nothing left to acknowledge.
+    ALERT_NOT_OPEN = "alert_not_open"
+    #: Nobody to notify: no colleague of the team is on visit (or the target is not a member).
+    ALERT_NO_RECIPIENT = "alert_no_recipient"
+    #: The device acts for no structure: structure-scoped calls (alerts, rota) need one.
+    STRUCTURE_REQUIRED = "structure_required"
+    SHIFT_NOT_FOUND = "shift_not_found"
+    SERVICE_CLIENT_NOT_FOUND = "service_client_not_found"
+    #: The service API key is missing, malformed, unknown or revoked.
+    INVALID_SERVICE_KEY = "invalid_service_key"
 
 
 #: HTTP status for each code. One table, so a code always comes with the same status.
@@ -164,6 +176,13 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_PAGE_TOKEN: 400,
     ErrorCode.MDN_NOT_REQUESTED: 409,
     ErrorCode.XDM_METADATA_REQUIRED: 400,
+    ErrorCode.ALERT_NOT_FOUND: 404,
+    ErrorCode.ALERT_NOT_OPEN: 409,
+    ErrorCode.ALERT_NO_RECIPIENT: 409,
+    ErrorCode.STRUCTURE_REQUIRED: 403,
+    ErrorCode.SHIFT_NOT_FOUND: 404,
+    ErrorCode.SERVICE_CLIENT_NOT_FOUND: 404,
+    ErrorCode.INVALID_SERVICE_KEY: 401,
 }
 
 

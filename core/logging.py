@@ -54,6 +54,16 @@ def redact_event(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> M
     return event
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at each write: test runners swap and close it between tests."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     """Configure structlog and the standard library once per process."""
     processors: list[Any] = [
@@ -66,7 +76,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping().get(level, 20)),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")

@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
+import msgspec
 
 from contracts.enrolment import QR_PATH_PREFIX, check_code, claim_proof
+from contracts.mail import FolderView, MailboxView, MessageDetail, MessagePage, OutgoingMessage, SentMessage
 from phone.keys import DeviceKey
 from phone.soft_authenticator import SoftAuthenticator
+
+#: Multipart files: ``(filename, content, content type)``.
+Files = Sequence[tuple[str, bytes, str]]
 
 
 class PhoneError(Exception):
@@ -84,32 +90,79 @@ class PhoneClient:
     def _url(self, path: str) -> str:
         return f"{self.state.base_url.rstrip('/')}{path}"
 
-    async def request(self, method: str, path: str, *, json: Any = None, auth: bool = False) -> httpx.Response:
-        """One API call with a fresh DPoP proof; retries once on ``use_dpop_nonce``."""
+    def _headers(self, method: str, path: str, *, auth: bool, accept: str = "application/json") -> dict[str, str]:
+        """A fresh DPoP proof for this request (and the access token it is bound to)."""
+        headers = {"Accept": accept}
+        token = self.state.access_token if auth else None
+        headers["DPoP"] = self.state.key.dpop_proof(
+            method=method, url=self._url(path), nonce=self._nonce, access_token=token
+        )
+        if token:
+            headers["Authorization"] = f"DPoP {token}"
+        return headers
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, auth: bool = False, files: Files | None = None
+    ) -> httpx.Response:
+        """One API call with a fresh DPoP proof; retries once on ``use_dpop_nonce``.
+
+        ``files`` sends multipart: the ``json`` value goes as the ``message`` field, the files as
+        ``attachments`` (the mail API's send with attachments).
+        """
         for attempt in range(2):
-            headers = {"Accept": "application/json"}
-            token = self.state.access_token if auth else None
-            headers["DPoP"] = self.state.key.dpop_proof(
-                method=method, url=self._url(path), nonce=self._nonce, access_token=token
-            )
-            if token:
-                headers["Authorization"] = f"DPoP {token}"
-            response = await self.http.request(method, path, json=json, headers=headers)
+            headers = self._headers(method, path, auth=auth)
+            if files is None:
+                response = await self.http.request(method, path, json=json, headers=headers)
+            else:
+                response = await self.http.request(
+                    method,
+                    path,
+                    data={"message": msgspec.json.encode(json).decode()},
+                    files=[("attachments", file) for file in files],
+                    headers=headers,
+                )
             self._nonce = response.headers.get("DPoP-Nonce", self._nonce)
             if response.status_code == 401 and attempt == 0 and _code(response) == "use_dpop_nonce":
                 continue
             return response
         return response
 
-    async def call(self, method: str, path: str, *, json: Any = None) -> Any:
+    async def call(self, method: str, path: str, *, json: Any = None, files: Files | None = None) -> Any:
         """An authenticated call; refreshes the token once when it expired or went stale."""
-        if self.state.access_token is None or time.time() > self.state.access_expires_at - 10:
-            await self.refresh()
-        response = await self.request(method, path, json=json, auth=True)
+        await self._fresh_token()
+        response = await self.request(method, path, json=json, auth=True, files=files)
         if response.status_code == 401 and _code(response) in {"token_expired", "token_stale"}:
             await self.refresh()
-            response = await self.request(method, path, json=json, auth=True)
+            response = await self.request(method, path, json=json, auth=True, files=files)
         return self._json(response)
+
+    async def _fresh_token(self) -> None:
+        if self.state.access_token is None or time.time() > self.state.access_expires_at - 10:
+            await self.refresh()
+
+    async def stream(self, path: str, *, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """An authenticated ``GET`` whose body arrives in chunks (attachments): never all in memory.
+
+        The same retries as :meth:`call` (a new DPoP nonce, a refreshed token) happen before the
+        first byte; an error answer raises :class:`PhoneError`.
+        """
+        await self._fresh_token()
+        for attempt in range(3):
+            headers = self._headers("GET", path, auth=True, accept="*/*")
+            async with self.http.stream("GET", path, headers=headers) as response:
+                self._nonce = response.headers.get("DPoP-Nonce", self._nonce)
+                if response.status_code >= 400:
+                    await response.aread()
+                    code = _code(response)
+                    if response.status_code == 401 and attempt < 2 and code == "use_dpop_nonce":
+                        continue
+                    if response.status_code == 401 and attempt < 2 and code in {"token_expired", "token_stale"}:
+                        await self.refresh()
+                        continue
+                    self._json(response)
+                async for chunk in response.aiter_bytes(chunk_size):
+                    yield chunk
+                return
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
@@ -232,6 +285,61 @@ class PhoneClient:
         self._json(response)
         self.state.access_token = self.state.refresh_token = None
         self.state.key = DeviceKey()
+
+    # mail --------------------------------------------------------------------------------------
+
+    async def mailboxes(self) -> list[MailboxView]:
+        """The mailboxes this phone may use (its professional's own, the structure's it was granted)."""
+        return msgspec.convert(await self.call("GET", "/api/v1/mailboxes"), list[MailboxView])
+
+    async def folders(self, mailbox_id: str) -> list[FolderView]:
+        return msgspec.convert(await self.call("GET", f"{_mailbox(mailbox_id)}/folders"), list[FolderView])
+
+    async def messages(
+        self, mailbox_id: str, *, folder: str = "INBOX", cursor: str | None = None, limit: int = 50
+    ) -> MessagePage:
+        """One page of a folder, newest first; pass ``next_cursor`` back for the older ones."""
+        query: dict[str, str | int] = {"folder": folder, "limit": limit}
+        if cursor:
+            query["cursor"] = cursor
+        page = await self.call("GET", f"{_mailbox(mailbox_id)}/messages?{urlencode(query)}")
+        return msgspec.convert(page, MessagePage)
+
+    async def message(self, mailbox_id: str, message_id: str) -> MessageDetail:
+        """A message: headers, text, sanitised HTML, the list of its attachments."""
+        found = await self.call("GET", f"{_mailbox(mailbox_id)}/messages/{quote(message_id, safe='')}")
+        return msgspec.convert(found, MessageDetail)
+
+    def attachment(self, mailbox_id: str, message_id: str, part: str) -> AsyncIterator[bytes]:
+        """An attachment's decoded bytes, chunk by chunk."""
+        return self.stream(
+            f"{_mailbox(mailbox_id)}/messages/{quote(message_id, safe='')}/attachments/{quote(part, safe='.')}"
+        )
+
+    async def send(
+        self,
+        mailbox_id: str,
+        message: OutgoingMessage,
+        *,
+        attachments: Sequence[tuple[str, bytes, str]] = (),
+    ) -> SentMessage:
+        """Send from a mailbox; ``attachments`` are ``(filename, content, content type)``."""
+        body = msgspec.to_builtins(message)
+        sent = await self.call("POST", f"{_mailbox(mailbox_id)}/messages", json=body, files=list(attachments) or None)
+        return msgspec.convert(sent, SentMessage)
+
+    async def receipt(self, mailbox_id: str, message_id: str, disposition: str = "displayed") -> SentMessage:
+        """Send the read receipt the sender asked for (RFC 8098)."""
+        sent = await self.call(
+            "POST",
+            f"{_mailbox(mailbox_id)}/messages/{quote(message_id, safe='')}/receipt",
+            json={"disposition": disposition},
+        )
+        return msgspec.convert(sent, SentMessage)
+
+
+def _mailbox(mailbox_id: str) -> str:
+    return f"/api/v1/mailboxes/{quote(mailbox_id, safe='')}"
 
 
 def _code(response: httpx.Response) -> str:

@@ -122,6 +122,7 @@ class PushPipeline:
         #: A consumer silent this long is presumed dead: its pending entries are taken over.
         self._reclaim_idle_ms = reclaim_idle_ms
         self._tasks: list[asyncio.Task[None]] = []
+        self._groups_ready = False
 
     # entering the pipeline -----------------------------------------------------------------------
 
@@ -131,7 +132,14 @@ class PushPipeline:
 
     # policy stage --------------------------------------------------------------------------------
 
+    async def _groups(self) -> None:
+        if not self._groups_ready:
+            await self._queue.ensure_group(EVENTS, POLICY_GROUP)
+            await self._queue.ensure_group(PUSH, SENDER_GROUP)
+            self._groups_ready = True
+
     async def run_policy_once(self, *, block_ms: int = 0) -> int:
+        await self._groups()
         deliveries = await self._queue.consume(
             EVENTS, POLICY_GROUP, self._consumer, count=self._batch, block_ms=block_ms
         )
@@ -225,6 +233,7 @@ class PushPipeline:
     # sender stage --------------------------------------------------------------------------------
 
     async def run_send_once(self, *, block_ms: int = 0) -> int:
+        await self._groups()
         deliveries = await self._queue.consume(PUSH, SENDER_GROUP, self._consumer, count=self._batch, block_ms=block_ms)
         deliveries += await self._queue.reclaim(
             PUSH, SENDER_GROUP, self._consumer, min_idle_ms=self._reclaim_idle_ms, count=self._batch
@@ -317,7 +326,9 @@ class PushPipeline:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - the loop survives; the queue keeps the work
-                    log.error("push.loop_failed", stage=name, error_type=type(exc).__name__)
+                    # The first word of a store error is its code (NOGROUP, BUSY…): no content can be in it.
+                    code = str(exc).split(" ", 1)[0][:32] if str(exc) else ""
+                    log.error("push.loop_failed", stage=name, error_type=type(exc).__name__, error_code=code)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
 

@@ -154,11 +154,14 @@ def _local(url: str) -> str:
 
 
 @asynccontextmanager
-async def running(backends: Backends, data_dir: Path, **groups: Any) -> AsyncIterator[Harness]:
+async def running(
+    backends: Backends, data_dir: Path, *, sandbox_operator: bool = False, **groups: Any
+) -> AsyncIterator[Harness]:
+    """The app on these backends; ``sandbox_operator`` also starts the demo's local Dovecot."""
     settings = make_settings(backends, data_dir, **groups)
     loopback = _Loopback()
     psc_http = httpx.AsyncClient(transport=loopback, timeout=10)
-    app = create_app(settings, psc_http=psc_http)
+    app = create_app(settings, psc_http=psc_http, sandbox_operator=sandbox_operator)
     loopback.app = app
     async with (
         app.lifespan(),

@@ -22,10 +22,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Time,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from contracts.alerts import AlertStatus, AvailabilityMode
 
 JsonB = JSON().with_variant(JSONB(), "postgresql")
 
@@ -197,3 +200,100 @@ class AuditEvent(_AuditBase):
 
 
 metadata = UUIDv7AuditBase.metadata
+
+
+# ------------------------------------------------------------------------------------------------
+# Availability, on-call rota, visit and on-call alerts, service clients (issue "Content-free push")
+# ------------------------------------------------------------------------------------------------
+
+
+class Availability(UUIDv7AuditBase):
+    """How a professional wants to be reached, whatever structure they act for."""
+
+    __tablename__ = "availability"
+
+    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"), unique=True)
+    mode: Mapped[str] = mapped_column(String(16), default=AvailabilityMode.AU_CABINET)
+    #: Quiet hours, local times in ``timezone``; the window may span midnight (22:00 → 07:00).
+    quiet_start: Mapped[dt.time | None] = mapped_column(Time())
+    quiet_end: Mapped[dt.time | None] = mapped_column(Time())
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+
+
+class OnCallShift(UUIDv7AuditBase):
+    """One person on call for a structure between two instants; lower ``rank`` is called first."""
+
+    __tablename__ = "oncall_shift"
+    __table_args__ = (Index("ix_oncall_shift_structure_time", "structure_id", "starts_at", "ends_at"),)
+
+    structure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"))
+    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("professional.id", ondelete="SET NULL"))
+
+    professional: Mapped[Professional] = relationship(lazy="joined", innerjoin=True, foreign_keys=[professional_id])
+
+
+class ServiceClient(UUIDv7AuditBase):
+    """A structure's software (or another service) that raises alerts with its own scoped API key.
+
+    The key is ``mssc_sk_<key_id>.<secret>``; only the SHA-256 of the 256-bit secret is kept.
+    """
+
+    __tablename__ = "service_client"
+
+    structure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    #: Space-separated, e.g. ``alerts:raise alerts:oncall``.
+    scopes: Mapped[str] = mapped_column(String(256), default="")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("professional.id", ondelete="SET NULL"))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class Alert(UUIDv7AuditBase):
+    """A visit or on-call alert. Its text is AES-GCM encrypted (``backend.alerts.crypto``)."""
+
+    __tablename__ = "alert"
+    __table_args__ = (Index("ix_alert_due", "status", "next_escalation_at"),)
+
+    kind: Mapped[str] = mapped_column(String(8))
+    structure_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("structure.id", ondelete="CASCADE"), index=True)
+    #: A visit alert for one colleague; ``None`` with ``to_team`` for everyone of the team on visit.
+    target_professional_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"))
+    to_team: Mapped[bool] = mapped_column(Boolean, default=False)
+    raised_by_professional_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("professional.id", ondelete="SET NULL"), index=True
+    )
+    raised_by_device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"))
+    raised_by_service_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("service_client.id", ondelete="SET NULL"))
+    #: AES-256-GCM: 96-bit nonce, ciphertext with its tag; the alert id is the associated data.
+    text_nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    text_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.OPEN)
+    #: Current escalation step (0: the first notification).
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    next_escalation_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    acknowledged_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("professional.id", ondelete="SET NULL"))
+    acknowledged_device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class AlertStep(UUIDv7AuditBase):
+    """Who was notified of an alert, at which escalation step and why, and whether they took it."""
+
+    __tablename__ = "alert_step"
+    __table_args__ = (UniqueConstraint("alert_id", "professional_id"),)
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alert.id", ondelete="CASCADE"), index=True)
+    professional_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("professional.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    #: ``target``, ``team``, ``oncall`` (rota order) or ``manager`` (titulaire / manager, last resort).
+    reason: Mapped[str] = mapped_column(String(16))
+    notified_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))

@@ -120,7 +120,7 @@ async def _rota_page(
         new_key=new_key,
         new_key_name=new_key_name,
         local=local,
-        nav="team",
+        nav="rota",
         flash=flash,
     )
 

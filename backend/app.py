@@ -32,6 +32,7 @@ from backend.device_auth import AuthenticatedDevice
 from backend.health import health_router, metrics
 from backend.http_headers import headers_before_send
 from backend.mail.routes import mail_router
+from backend.mail.webhook import operator_new_mail
 from backend.problems import exception_handlers
 from contracts.errors import STATUS, ErrorCode
 from core.logging import configure_logging, get_logger
@@ -69,6 +70,7 @@ SERVICES = (
     "rota",
     "alerts",
     "service_clients",
+    "watcher",
 )
 
 
@@ -195,6 +197,7 @@ def create_app(
         device_router,
         team_router,
         rota_router,
+        operator_new_mail,
         problem_doc,
         create_static_files_router(
             path="/static", directories=[WEB / "static"], include_in_schema=False, guards=[_no_nul]

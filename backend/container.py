@@ -47,6 +47,7 @@ from push.delivery import RetryPolicy
 from push.metrics import PushMetrics
 from push.pipeline import PushPipeline
 from push.providers.factory import PushProviders, providers_from_settings
+from push.watcher import Watcher
 
 log = get_logger("mssc.app")
 
@@ -82,6 +83,7 @@ class Container:
     queue: DurableQueue
     providers: PushProviders
     pipeline: PushPipeline
+    watcher: Watcher
 
     async def start(self) -> None:
         """Background parts: fan-out listener, trust-space refresh, housekeeping."""
@@ -91,8 +93,11 @@ class Container:
         self.escalations.start()
         if "push" in self.settings.app.roles:
             self.pipeline.start()
+        if "watcher" in self.settings.app.roles:
+            await self.watcher.start()
 
     async def close(self) -> None:
+        await self.watcher.stop()
         await self.pipeline.stop()
         await self.providers.aclose()
         await self.queue.close()
@@ -251,6 +256,7 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         queue=queue,
         providers=providers,
         pipeline=pipeline,
+        watcher=Watcher.create(settings, db=db, ephemeral=ephemeral, queue=queue, connector=connector),
         rota=RotaService(db, audit),
         alerts=alerts,
         service_clients=ServiceClients(db, audit),

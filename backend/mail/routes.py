@@ -72,10 +72,13 @@ async def list_messages(
 @get("/mailboxes/{mailbox_id:str}/changes", summary="Created, updated and destroyed messages since a state")
 async def changes(
     mailbox_id: FromPath[str],
-    since: Token,
     device: NamedDependency[AuthenticatedDevice],
     mail: NamedDependency[MailService],
+    since: OptToken = None,
 ) -> Changes:
+    # ``since`` is checked after authentication: an anonymous caller learns nothing of the API's shape.
+    if since is None:
+        raise DomainError(ErrorCode.VALIDATION_FAILED, "the since parameter (a sync state) is required")
     return await mail.changes(device, mailbox_id, since=since)
 
 

@@ -381,3 +381,24 @@ async def test_a_big_message_opens_with_its_text_and_streams_its_attachment(mail
             "GET", f"/api/v1/mailboxes/{mailbox}/messages/{item['id']}/attachments/{scan['part']}", auth=True
         )
         assert response.content == blob
+
+
+@pytest.mark.parametrize("backends", ["embedded"], indirect=True)
+async def test_new_mail_pushes_the_phone_without_content(mail_world: Any) -> None:
+    """Delivery at the operator → IDLE → event → policy → content-free push, all in the running app."""
+    from contracts.push import AlertClass
+    from core.settings import WatcherSettings
+
+    async with mail_world(watcher=WatcherSettings(discover_every_s=0.3, coalesce_s=0.05, lease_ttl_s=1.2)) as w:
+        await w.h.login(NURSE)
+        phone = await w.h.enrol_phone(push_provider="apns", push_token="c" * 64)
+        await phone.call("PUT", "/api/v1/me/availability", json={"mode": "en_visite"})
+        mailbox = await w.mailbox_id(phone, "nurse")
+        await asyncio.sleep(1.5)  # the watcher discovers the new push-enabled mailbox and starts IDLE
+        w.deliver("nurse", _simple("Résultat CANARY77 urgent"))
+        sink = w.h.container.providers.sink
+        assert sink is not None
+        [push] = await sink.wait_for(phone.state.device_id or "", timeout_s=10)
+        assert push.alert_class == AlertClass.MAIL
+        assert push.payload["mailboxId"].replace("-", "") == mailbox.replace("-", "")
+        assert "CANARY77" not in repr(push)

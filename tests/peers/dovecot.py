@@ -15,7 +15,11 @@ What the operator offers, as a real one would:
 * **TLS** from a throw-away CA (``ca_file``) with client certificates verified, and SASL
   **EXTERNAL** for a gateway whose certificate CN is ``gateway_cn`` (``issue_client_certificate``);
 * special-use folders (Sent, Drafts, Trash, Junk), CONDSTORE/QRESYNC, ``imap_id_log = *`` so the
-  acting professional announced in ``ID`` shows in the log (``log_text()``).
+  acting professional announced in ``ID`` shows in the log (``log_text()``);
+* opt-in, an operator that **calls out on delivery**: ``start(push_notification_url=…)`` loads the
+  ``push_notification`` plugin for LMTP with the OX driver pointing at that URL (userinfo in the URL
+  becomes HTTP Basic auth), and METADATA storage; the OX driver only notifies a mailbox whose
+  ``/private/vendor/vendor.dovecot/http-notify`` metadata is set: ``enable_push_notification()``.
 
 For tests only: no auth failure delay and no anvil penalty (repeated failures stay instant),
 plaintext logins allowed without TLS.
@@ -91,6 +95,8 @@ class DovecotInstance:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self.ca: TestCertificateAuthority | None = None
+        #: Where the OX push_notification driver calls on delivery (``None``: the plugin is not loaded).
+        self.push_notification_url: str | None = None
 
     # --- paths ---------------------------------------------------------------------------------
     @property
@@ -119,10 +125,18 @@ class DovecotInstance:
         return self._process is not None and self._process.poll() is None
 
     # --- lifecycle -----------------------------------------------------------------------------
-    def start(self, *, timeout_s: float = 10.0) -> None:
-        """Write the config, start ``dovecot -F`` and wait until IMAP, IMAPS and LMTP listen."""
+    def start(self, *, timeout_s: float = 10.0, push_notification_url: str | None = None) -> None:
+        """Write the config, start ``dovecot -F`` and wait until IMAP, IMAPS and LMTP listen.
+
+        ``push_notification_url``: also call out on every delivery to INBOX (OX driver, see the module
+        docstring); the default is no plugin at all.
+        """
         if self.running:
             return
+        if push_notification_url is not None:
+            if any(c in push_notification_url for c in ' \t\n"') or not push_notification_url.startswith("http"):
+                raise ValueError("push_notification_url must be a plain http(s) URL")
+            self.push_notification_url = push_notification_url
         self._prepare_tree()
         self.imap_port, self.imaps_port, self.lmtp_port = free_port(), free_port(), free_port()
         self.config_file.write_text(self._config())
@@ -253,6 +267,36 @@ class DovecotInstance:
             raise DovecotError("start() the instance first")
         cn = common_name or self.gateway_cn
         return self.ca.issue_client(f"client-{secrets.token_hex(4)}", common_name=cn)
+
+    def enable_push_notification(self, address: str) -> None:
+        """Turn on the OX driver's notifications for one mailbox (``doveadm`` sets its metadata).
+
+        The driver then posts ``user`` = the Dovecot user name: the address.
+        """
+        if self.push_notification_url is None:
+            raise DovecotError("start(push_notification_url=…) first")
+        value = f"user={address.lower()}"
+        result = subprocess.run(
+            [
+                "/usr/bin/doveadm",
+                "-c",
+                str(self.config_file),
+                "mailbox",
+                "metadata",
+                "set",
+                "-u",
+                address.lower(),
+                "-s",
+                "",
+                "/private/vendor/vendor.dovecot/http-notify",
+                value,
+            ],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise DovecotError(f"doveadm metadata set failed: {result.stderr.decode(errors='replace')}")
 
     # --- delivery and observation ----------------------------------------------------------------
     def deliver(self, address: str, raw: bytes, *, envelope_from: str = "") -> None:
@@ -415,5 +459,25 @@ passdb {{
 userdb {{
   driver = passwd-file
   args = username_format=%Lu {d}/users/%Lu
+}}
+{self._push_notification_config()}"""
+
+    def _push_notification_config(self) -> str:
+        """The opt-in call-out on delivery (nothing by default)."""
+        url = self.push_notification_url
+        if url is None:
+            return ""
+        return f"""
+# opt-in: call out on delivery (push_notification plugin, OX driver); the driver reads the
+# per-mailbox METADATA key /private/vendor/vendor.dovecot/http-notify, kept in a file per user
+mail_attribute_dict = file:%h/dovecot-attributes
+protocol imap {{
+  imap_metadata = yes
+}}
+protocol lmtp {{
+  mail_plugins = $mail_plugins notify push_notification
+}}
+plugin {{
+  push_notification_driver = ox:url={url} timeout_msecs=2000
 }}
 """

@@ -18,6 +18,9 @@ changes only what breaks a long-lived, many-message gateway session:
   the server has no SASL-IR, and the mechanism's reply to an error challenge — the fix for the
   hang after a refused bearer token.
 * **A lost connection fails the command in flight** at once instead of leaving it to time out.
+* **An untagged listener** (``untagged_listener``) hears every untagged response, whatever command
+  it came with: the IDLE watcher (:mod:`idle`) must not miss an ``EXISTS`` reported with the answer
+  to some other command.
 * **STARTTLS** (absent from aioimaplib): :meth:`start_tls` upgrades the transport in place.
 """
 
@@ -125,6 +128,8 @@ class GatewayImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
         super().__init__(loop, None)
         self._on_lost = on_lost
         self.lost = False
+        #: Called with each untagged response (without ``"* "``) before it goes to the command.
+        self.untagged_listener: Callable[[bytes], None] | None = None
 
     # --- connection -----------------------------------------------------------------------------
     def connection_lost(self, exc: Exception | None) -> None:
@@ -189,6 +194,8 @@ class GatewayImapProtocol(aio.IMAP4ClientProtocol):  # type: ignore[misc]
 
     def _untagged_response(self, line: bytes) -> Any:
         text = line[2:] if line.startswith(b"* ") else line[1:].lstrip()
+        if self.untagged_listener is not None:
+            self.untagged_listener(text)
         command = self.pending_sync_command
         if command is None and len(self.pending_async_commands) == 1:
             command = next(iter(self.pending_async_commands.values()))

@@ -16,6 +16,7 @@ from typing import Literal
 from aioimaplib import aioimaplib as aio
 
 from backend.mail.operator.errors import FolderNotFoundError, MessageNotFoundError, OperatorProtocolError
+from backend.mail.operator.idle import Idler
 from backend.mail.operator.imap_connection import ImapConnection, parsing
 from backend.mail.operator.imap_parse import (
     ImapParseError,
@@ -395,6 +396,11 @@ class ImapSession(ImapConnection):
             if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
                 return AppendedMessage(int(parts[0]), int(parts[1]))
         return AppendedMessage(None, None)
+
+    # --- IDLE -----------------------------------------------------------------------------------
+    def idler(self) -> Idler:
+        """IDLE (RFC 2177) on the selected folder, and the ``EXISTS`` news heard meanwhile (:mod:`idle`)."""
+        return Idler(self, self._protocol, self._lock, self._execute, command_timeout_s=self._command_timeout_s)
 
     # --- plumbing -------------------------------------------------------------------------------
     def _require_selected(self) -> SelectedMailbox:

@@ -423,7 +423,7 @@ class Settings:
                 raise SettingsError("; ".join(problems))
             return self
         if not app.secret_key:
-            app = dataclasses.replace(app, secret_key=secrets.token_urlsafe(32))
+            app = dataclasses.replace(app, secret_key=_dev_secret(Path(app.data_dir)))
         psc = self.psc
         if psc.sandbox and not psc.issuer:
             psc = dataclasses.replace(psc, issuer=f"{app.origin}/psc-sandbox/auth/realms/esante-wallet")
@@ -451,6 +451,21 @@ class Settings:
             # The demo records pushes in the dev sink: no Apple or Google account needed.
             push = dataclasses.replace(push, providers=("sink",))
         return dataclasses.replace(self, app=app, psc=psc, db=db, tokens=tokens, operator=operator, push=push)
+
+
+def _dev_secret(data_dir: Path) -> str:
+    """Dev only: one secret kept in the data dir, so a restart keeps alert texts readable and nonces valid."""
+    path = data_dir / "dev-secret-key"
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(secret)
+        return secret
+    except OSError:  # a read-only data dir: a per-process secret still works, just not across restarts
+        return secrets.token_urlsafe(32)
 
 
 def _group_type(group: dataclasses.Field[Any]) -> type[Any]:

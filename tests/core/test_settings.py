@@ -84,3 +84,9 @@ def test_a_complete_production_configuration_starts() -> None:
         }
     )
     assert settings.app.is_production and not settings.psc.sandbox
+
+
+def test_the_dev_secret_survives_a_restart(tmp_path: object) -> None:
+    first = Settings.from_env({"MSSC_APP_DATA_DIR": str(tmp_path)})
+    second = Settings.from_env({"MSSC_APP_DATA_DIR": str(tmp_path)})
+    assert first.app.secret_key == second.app.secret_key and len(first.app.secret_key) >= 32

@@ -221,15 +221,14 @@ async def test_read_receipt_only_when_asked(mail_world: Any) -> None:
         assert err.value.code == "mdn_not_requested"
 
 
-async def test_operator_down_is_a_clear_503(mail_world: Any) -> None:
+async def test_operator_down_is_a_clear_503(mail_world: Any, operator_settings: Any) -> None:
     from dataclasses import replace
 
-    from core.settings import OperatorSettings
+    from core.settings import WatcherSettings
     from tests.peers.ports import free_port
 
-    async with mail_world() as w:
-        down: OperatorSettings = replace(w.h.settings.operator, imap_port=free_port(), connect_timeout_s=1.0)
-        w.h.container.connector.__init__(down)  # type: ignore[misc]  # the same app, now with no operator
+    down = replace(operator_settings, imap_port=free_port(), connect_timeout_s=1.0)
+    async with mail_world(operator=down, watcher=WatcherSettings(mode="off")) as w:
         await w.h.login(NURSE)
         phone = await w.h.enrol_phone()
         mailbox = await w.mailbox_id(phone, "nurse")

@@ -53,9 +53,15 @@ class _Loopback(httpx.AsyncBaseTransport):
         return await httpx.ASGITransport(app=self.app).handle_async_request(request)
 
 
-def make_settings(backends: Backends, data_dir: Path, **groups: Any) -> Settings:
+#: The app's roles in tests: the web pages and phone API. Tests of the push pipeline and the watcher ask
+#: for them (``roles=ALL_ROLES``), so the others do not run background loops they do not look at.
+WEB_ONLY = ("web",)
+ALL_ROLES = ("web", "push", "watcher")
+
+
+def make_settings(backends: Backends, data_dir: Path, *, roles: tuple[str, ...] = WEB_ONLY, **groups: Any) -> Settings:
     values: dict[str, Any] = {
-        "app": AppSettings(public_url=BASE, secret_key=secrets.token_urlsafe(32), data_dir=str(data_dir)),
+        "app": AppSettings(public_url=BASE, secret_key=secrets.token_urlsafe(32), data_dir=str(data_dir), roles=roles),
         "db": backends.db,
         "store": backends.store,
         "psc": PscSettings(sandbox=True),

@@ -80,7 +80,9 @@ async def live_server(backends: Backends, tmp_path: Path) -> AsyncIterator[LiveS
     settings = make_settings(
         backends,
         data_dir,
-        app=AppSettings(public_url=url, port=port, secret_key=secrets.token_urlsafe(32), data_dir=str(data_dir)),
+        app=AppSettings(
+            public_url=url, port=port, secret_key=secrets.token_urlsafe(32), data_dir=str(data_dir), roles=("web",)
+        ),
     )
     app = create_app(settings)  # no psc_http: the PSC client calls the sandbox at public_url over HTTP
     config = uvicorn.Config(

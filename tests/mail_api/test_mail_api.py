@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from phone.client import PhoneError
-from tests.harness import ADJOINT, NURSE, TITULAIRE
+from tests.harness import ADJOINT, ALL_ROLES, NURSE, TITULAIRE
 from tests.mail_api.conftest import MailWorld
 from tests.mail_mime.corpus import corpus_message, corpus_messages
 
@@ -388,7 +388,9 @@ async def test_new_mail_pushes_the_phone_without_content(mail_world: Any) -> Non
     from contracts.push import AlertClass
     from core.settings import WatcherSettings
 
-    async with mail_world(watcher=WatcherSettings(discover_every_s=0.3, coalesce_s=0.05, lease_ttl_s=1.2)) as w:
+    async with mail_world(
+        roles=ALL_ROLES, watcher=WatcherSettings(discover_every_s=0.3, coalesce_s=0.05, lease_ttl_s=1.2)
+    ) as w:
         await w.h.login(NURSE)
         phone = await w.h.enrol_phone(push_provider="apns", push_token="c" * 64)
         await phone.call("PUT", "/api/v1/me/availability", json={"mode": "en_visite"})

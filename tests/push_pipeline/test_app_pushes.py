@@ -8,7 +8,7 @@ import pytest
 
 from contracts.push import AlertClass
 from tests.conftest import Backends
-from tests.harness import NURSE, running
+from tests.harness import ALL_ROLES, NURSE, running
 
 # The running app's push loops on Redis fail (ResponseError in XREADGROUP with BLOCK) in this suite,
 # though the same pipeline passes on Redis in test_pipeline.py: investigated next, see the issue note.
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.parametrize("backends", ["embedded"], indirect=True)
 
 
 async def test_revocation_sends_a_wipe_to_the_phone(backends: Backends, tmp_path: Path) -> None:
-    async with running(backends, tmp_path) as h:
+    async with running(backends, tmp_path, roles=ALL_ROLES) as h:
         await h.login(NURSE)
         phone = await h.enrol_phone(push_provider="apns", push_token="a" * 64)
         page = await h.web.get("/appareils")

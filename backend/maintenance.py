@@ -7,13 +7,13 @@ leader election is needed. Failures are logged and retried at the next round.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 
 from backend.auth.refresh_tokens import RefreshTokens
 from core.db.engine import Database
 from core.device_registry import DeviceRegistry
 from core.logging import get_logger
+from core.tasks import cancel_and_wait
 
 log = get_logger("mssc.maintenance")
 
@@ -52,6 +52,4 @@ class Maintenance:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from contracts.events import Event, EventType
 from core.logging import get_logger
+from core.tasks import cancel_and_wait
 
 log = get_logger("mssc.fanout")
 
@@ -87,9 +88,7 @@ class RedisFanOut(FanOut):
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
 
     async def _listen(self) -> None:
         delay = 0.1

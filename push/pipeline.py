@@ -15,7 +15,6 @@ allow-list in ``contracts.push`` before they are queued.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 import uuid
@@ -32,6 +31,7 @@ from core.db.engine import Database
 from core.db.models import Device, Mailbox, MailboxGrant, Membership, MembershipStatus
 from core.logging import get_logger
 from core.queue import Delivery, DurableQueue
+from core.tasks import cancel_and_wait
 from push.delivery import RetryPolicy
 from push.metrics import PushMetrics
 from push.payload import PushTarget, alert_payload, build_notification, mail_payload, wipe_payload
@@ -338,11 +338,7 @@ class PushPipeline:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
 

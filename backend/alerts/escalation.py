@@ -7,10 +7,10 @@ racing on one alert make one step. Failures are logged by type and retried at th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from backend.alerts.service import AlertService
 from core.logging import get_logger
+from core.tasks import cancel_and_wait
 
 log = get_logger("mssc.alerts")
 
@@ -41,7 +41,5 @@ class EscalationLoop:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None

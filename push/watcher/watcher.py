@@ -39,6 +39,7 @@ from core.ephemeral import Ephemeral, RedisEphemeral
 from core.logging import get_logger
 from core.queue import DurableQueue
 from core.settings import Settings, WatcherSettings
+from core.tasks import cancel_and_wait
 from push.watcher.discovery import WatchedMailbox, push_enabled_mailboxes
 from push.watcher.events import EVENTS_STREAM, MailArrived, enqueue_mail_arrived, mail_arrived
 from push.watcher.leases import LeaseManager, create_leases
@@ -163,10 +164,7 @@ class Watcher:
         own connection (if any) is closed."""
         self._stopping.set()
         task, self._loop_task = self._loop_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([task])
         self._retire(list(self._running))
         await asyncio.gather(*self._retiring.values(), return_exceptions=True)
         with contextlib.suppress(Exception):
@@ -305,9 +303,7 @@ class Watcher:
     async def _finish(self, mailbox_id: str, running: _Running) -> None:
         try:
             _, late = await asyncio.wait({running.task}, timeout=STOP_GRACE_S)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(running.task, return_exceptions=True)
+            await cancel_and_wait(late)
             await self._leases.release([mailbox_id])
         except asyncio.CancelledError:
             running.task.cancel()  # dropped (the lease was lost): no time for a polite logout
@@ -327,6 +323,4 @@ class Watcher:
             retiring = self._retiring.get(mailbox_id)
             if retiring is not None:
                 tasks.append(retiring)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)

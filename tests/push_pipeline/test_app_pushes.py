@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from contracts.push import AlertClass
 from tests.conftest import Backends
 from tests.harness import ALL_ROLES, NURSE, running
-
-# The running app's push loops on Redis fail (ResponseError in XREADGROUP with BLOCK) in this suite,
-# though the same pipeline passes on Redis in test_pipeline.py: investigated next, see the issue note.
-pytestmark = pytest.mark.parametrize("backends", ["embedded"], indirect=True)
 
 
 async def test_revocation_sends_a_wipe_to_the_phone(backends: Backends, tmp_path: Path) -> None:

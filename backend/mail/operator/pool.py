@@ -41,6 +41,7 @@ from backend.mail.operator.identity import ActingIdentity
 from backend.mail.operator.imap_session import ImapSession
 from backend.mail.operator.tls import ssl_context_from_settings
 from core.settings import OperatorSettings
+from core.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -272,9 +273,7 @@ class OperatorPool:
         """Shutdown: stop the reaper, log out idle sessions, cut those in use."""
         self._closed = True
         if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+            await cancel_and_wait([self._reaper])
         idle: list[ImapSession] = []
         for slot in self._slots.values():
             idle.extend(e.session for e in slot.idle)

@@ -16,7 +16,6 @@ address or a domain being checked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import ssl
 import time
@@ -35,6 +34,7 @@ from contracts.errors import ErrorCode
 from core.errors import DomainError
 from core.logging import get_logger
 from core.settings import SettingsError, TrustSpaceSettings
+from core.tasks import cancel_and_wait
 
 log = get_logger("mssc.trust")
 
@@ -219,9 +219,7 @@ class TrustSpace:
 
     async def aclose(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         if self._owns_http and self._http is not None:
             await self._http.aclose()

@@ -252,8 +252,34 @@ class PushPipeline:
                 await self._queue.ack(PUSH, SENDER_GROUP, [delivery.id])
                 continue
             by_provider[job.provider].append((delivery, job, notification))
-        await asyncio.gather(*(self._send(provider, items) for provider, items in by_provider.items()))
+        await self._drop_revoked(by_provider)
+        await asyncio.gather(*(self._send(provider, items) for provider, items in by_provider.items() if items))
         return len(deliveries)
+
+    async def _drop_revoked(self, by_provider: dict[str, list[tuple[Delivery, PushJob, PushNotification]]]) -> None:
+        """A device revoked after its push was queued gets nothing more (but its wipe): one query per batch."""
+        device_ids = {
+            uuid.UUID(job.device_id)
+            for items in by_provider.values()
+            for _, job, notification in items
+            if notification.alert_class != AlertClass.WIPE
+        }
+        if not device_ids:
+            return
+        async with self._db.read() as session:
+            query = select(Device.id).where(Device.id.in_(device_ids), Device.revoked_at.is_not(None))
+            revoked = {str(device_id) for device_id in (await session.scalars(query)).all()}
+        if not revoked:
+            return
+        for provider, items in by_provider.items():
+            kept = []
+            for delivery, job, notification in items:
+                if job.device_id in revoked and notification.alert_class != AlertClass.WIPE:
+                    self.metrics.outcome(notification.alert_class.value, provider, "revoked")
+                    await self._queue.ack(PUSH, SENDER_GROUP, [delivery.id])
+                else:
+                    kept.append((delivery, job, notification))
+            items[:] = kept
 
     async def _send(self, provider_name: str, items: list[tuple[Delivery, PushJob, PushNotification]]) -> None:
         provider = self._provider(provider_name)

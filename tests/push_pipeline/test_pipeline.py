@@ -144,6 +144,25 @@ async def test_revocation_sends_a_silent_wipe(world: World) -> None:
     assert wipe.alert_class == AlertClass.WIPE and wipe.kind.value == "background"
 
 
+async def test_a_device_revoked_after_its_push_was_queued_gets_only_its_wipe(world: World) -> None:
+    sink = SinkProvider()
+    pipeline = _pipeline(world, PushProviders({"sink": sink}))
+    await pipeline.publish(new_event(EventType.MAIL_ARRIVED, mailbox_id=str(world.mailbox)))
+    while await pipeline.run_policy_once():  # the mail pushes are queued for both phones...
+        pass
+    async with world.db.transaction() as session:  # ...then the member's phone is revoked
+        member = await session.get(Device, world.member_device.id)
+        assert member is not None
+        member.revoked_at = dt.datetime.now(dt.UTC)
+    await pipeline.publish(new_event(EventType.DEVICE_REVOKED, device_id=str(world.member_device.id)))
+    await pipeline.drain()
+    got = sorted((r.device_id, r.alert_class) for r in sink.records())
+    assert got == sorted(
+        [(str(world.owner_device.id), AlertClass.MAIL), (str(world.member_device.id), AlertClass.WIPE)]
+    )
+    assert (await world.queue.depth("push", "push-sender")).total == 0  # the dropped push is acknowledged
+
+
 async def test_dead_token_is_pruned(world: World) -> None:
     sink = SinkProvider(dead_tokens=[world.member_device.push_token or ""])
     pipeline = _pipeline(world, PushProviders({"sink": sink}))

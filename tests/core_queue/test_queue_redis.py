@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from core.queue import MemoryQueue, QueuePolicy, RedisStreamQueue, RetryOutcome, create_queue
 from core.settings import StoreSettings
 from tests.conftest import REDIS_URL
+from tests.peers.private_redis import PrivateRedis
 
 S, G = "events", "push-workers"
 
@@ -70,40 +67,6 @@ async def test_factory_follows_store_settings() -> None:
 
 
 # Redis restarted: a private redis-server with the append-only file on, killed with SIGKILL.
-
-
-class PrivateRedis:
-    def __init__(self, directory: Path, *, appendonly: bool) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.args = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", ""]
-        self.args += ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else ["--appendonly", "no"]
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            "redis-server", *self.args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-        )
-        probe = Redis.from_url(self.url, socket_connect_timeout=0.2)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    await probe.ping()
-                    return
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    await asyncio.sleep(0.02)
-        finally:
-            await probe.aclose()
-
-    async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()  # SIGKILL: no shutdown, no final save
-            await self.proc.wait()
 
 
 @pytest.fixture

@@ -157,6 +157,10 @@ class ApnsPeer:
         self._records: list[ApnsRecord] = []
         self._raw = bytearray()
         self._scripts: dict[str, deque[ApnsReply]] = defaultdict(deque)
+        #: An outage: until this time (``time.time()``), unscripted requests get ``_outage_replies`` in turn.
+        self._outage_until = 0.0
+        self._outage_replies: tuple[ApnsReply, ...] = ()
+        self._outage_answered = 0
         self._in_flight = 0
         self._max_in_flight = 0
         #: Bumped by ``reset()``: answers to requests of an earlier test are not counted.
@@ -215,6 +219,16 @@ class ApnsPeer:
         with self._lock:
             self._scripts[token].extend(replies)
 
+    def outage(self, seconds: float, *replies: ApnsReply) -> None:
+        """For ``seconds`` from now, answer every unscripted request with ``replies`` in turn (429 and
+        503, say): Apple throttling or down for a while, whatever the token."""
+        if not replies:
+            raise ValueError("an outage needs at least one reply")
+        with self._lock:
+            self._outage_until = time.time() + seconds
+            self._outage_replies = replies
+            self._outage_answered = 0
+
     def reset(self) -> None:
         """Forget records and scripts, and drop open connections (and any request left unanswered)."""
         if self._runner is not None:
@@ -223,6 +237,8 @@ class ApnsPeer:
             self._records.clear()
             self._raw.clear()
             self._scripts.clear()
+            self._outage_until = 0.0
+            self._outage_replies = ()
             self._generation += 1
             self._in_flight = self._max_in_flight = self._connections = 0
             self.default_delay_s = 0.0
@@ -266,7 +282,13 @@ class ApnsPeer:
         with self._lock:
             if refusal is None:
                 script = self._scripts.get(token)
-                refusal = script.popleft() if script else ApnsReply(delay_s=self.default_delay_s)
+                if script:
+                    refusal = script.popleft()
+                elif self._outage_replies and time.time() < self._outage_until:
+                    refusal = self._outage_replies[self._outage_answered % len(self._outage_replies)]
+                    self._outage_answered += 1
+                else:
+                    refusal = ApnsReply(delay_s=self.default_delay_s)
             record.status, record.reason = refusal.status, refusal.reason
             self._records.append(record)
             self._in_flight += 1

@@ -193,6 +193,29 @@ class DovecotInstance:
         for port in ports:
             wait_listening(self.host, port, timeout_s=timeout_s)
 
+    def drop_imap_sessions(self) -> int:
+        """SIGKILL every ``imap`` process of this instance: each open IMAP connection drops at once (an
+        operator's front end restarting, a network cut), while Dovecot itself keeps serving. Returns
+        how many sessions were dropped."""
+        master = self.pid
+        if master is None:
+            return 0
+        dropped = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getpgid(int(entry.name)) != master:
+                    continue
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except (OSError, ProcessLookupError):
+                continue
+            if title.endswith(b"/imap"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    dropped += 1
+        return dropped
+
     def cleanup(self) -> None:
         """Stop and remove the directory (when this instance created it)."""
         self.stop()

@@ -48,4 +48,10 @@ health_router = Router(path="/health", route_handlers=[live, ready], tags=["heal
     media_type=CONTENT_TYPE_LATEST,
 )
 async def metrics(state: State) -> bytes:
-    return generate_latest(state.container.pipeline.metrics.registry)
+    container = state.container
+    if "watcher" in container.settings.app.roles:
+        stats = container.watcher.stats()
+        container.pipeline.metrics.watcher(
+            watching=stats.watching, connected=stats.connected, live_watchers=stats.live_watchers
+        )
+    return generate_latest(container.pipeline.metrics.registry)

@@ -35,7 +35,13 @@ class PushMetrics:
             ["alert_class"],
             registry=self.registry,
         )
-        self.watched = Gauge("mssc_watched_mailboxes", "Mailboxes watched by this process", registry=self.registry)
+        self._watched = Gauge("mssc_watched_mailboxes", "Mailboxes watched by this process", registry=self.registry)
+        self._idling = Gauge(
+            "mssc_watched_mailboxes_connected", "Watched mailboxes with a live IMAP session", registry=self.registry
+        )
+        self._live_watchers = Gauge(
+            "mssc_live_watchers", "Watcher processes sharing the mailboxes", registry=self.registry
+        )
 
     def outcome(self, alert_class: str, provider: str, outcome: str) -> None:
         self._pushes.labels(alert_class, provider, outcome).inc()
@@ -51,3 +57,9 @@ class PushMetrics:
 
     def suppressed(self, alert_class: str) -> None:
         self._suppressed.labels(alert_class).inc()
+
+    def watcher(self, *, watching: int, connected: int, live_watchers: int) -> None:
+        """The watcher's counts, read when metrics are scraped (numbers only: no mailbox is named)."""
+        self._watched.set(watching)
+        self._idling.set(connected)
+        self._live_watchers.set(live_watchers)

@@ -95,6 +95,8 @@ class ErrorCode(StrEnum):
     ALERT_NOT_OPEN = "alert_not_open"
     #: Nobody to notify: no colleague of the team is on visit (or the target is not a member).
     ALERT_NO_RECIPIENT = "alert_no_recipient"
+    #: The alert's text no longer decrypts (the server's secret key changed): it is gone for good.
+    ALERT_TEXT_UNREADABLE = "alert_text_unreadable"
     #: The device acts for no structure: structure-scoped calls (alerts, rota) need one.
     STRUCTURE_REQUIRED = "structure_required"
     SHIFT_NOT_FOUND = "shift_not_found"
@@ -179,6 +181,7 @@ STATUS: dict[ErrorCode, int] = {
     ErrorCode.ALERT_NOT_FOUND: 404,
     ErrorCode.ALERT_NOT_OPEN: 409,
     ErrorCode.ALERT_NO_RECIPIENT: 409,
+    ErrorCode.ALERT_TEXT_UNREADABLE: 410,
     ErrorCode.STRUCTURE_REQUIRED: 403,
     ErrorCode.SHIFT_NOT_FOUND: 404,
     ErrorCode.SERVICE_CLIENT_NOT_FOUND: 404,

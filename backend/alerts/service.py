@@ -404,7 +404,9 @@ class AlertService:
                 )
             except UnreadableTextError:
                 log.warning("alert_text_unreadable", alert_id=str(alert.id))
-                raise DomainError(ErrorCode.INTERNAL_ERROR, "the alert text cannot be read") from None
+                raise DomainError(
+                    ErrorCode.ALERT_TEXT_UNREADABLE, "the alert text can no longer be read (the server key changed)"
+                ) from None
             await self._audit.record(
                 "alert.read",
                 actor=actor.idnat if actor else None,

@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from backend.alerts import AlertNotice, Raiser
 from core.db.models import Alert, AuditEvent
 from core.settings import AlertSettings
+from phone.client import PhoneError
 from tests.alerts.helpers import (
     FAST,
     THIRD,
@@ -303,7 +304,7 @@ async def test_nobody_on_call_goes_to_the_titulaire_and_the_loop_escalates_by_it
 
 async def test_text_is_encrypted_at_rest(backends: Backends, tmp_path: Path) -> None:
     async with running(backends, tmp_path, alerts=FAST) as h:
-        helene_phone, _ = await titulaire_and_adjoint_phones(h)
+        helene_phone, julien_phone = await titulaire_and_adjoint_phones(h)
         julien = await professional_id(h, ADJOINT)
         raised = await helene_phone.call(
             "POST", "/api/v1/alerts", json={"kind": "visit", "text": CANARY, "targetProfessionalId": str(julien)}
@@ -336,6 +337,16 @@ async def test_text_is_encrypted_at_rest(backends: Backends, tmp_path: Path) -> 
             AlertCipher("another secret key of the same length!!").open(
                 sealed, alert_id=alert.id, structure_id=alert.structure_id
             )
+
+        # the server's key changed since: the phone is told the text is gone, not a server error
+        async with h.container.db.transaction() as session:
+            stored = await session.get(Alert, alert.id)
+            assert stored is not None
+            stored.text_ciphertext = bytes([stored.text_ciphertext[0] ^ 1]) + stored.text_ciphertext[1:]
+        with pytest.raises(PhoneError) as refused:
+            await julien_phone.call("GET", f"/api/v1/alerts/{alert.id}")
+        assert refused.value.status == 410 and refused.value.code == "alert_text_unreadable"
+        assert CANARY not in str(refused.value.problem)
 
 
 async def test_web_raises_an_alert_too(backends: Backends, tmp_path: Path) -> None:

@@ -259,6 +259,6 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
         watcher=Watcher.create(settings, db=db, ephemeral=ephemeral, queue=queue, connector=connector),
         rota=RotaService(db, audit),
         alerts=alerts,
-        service_clients=ServiceClients(db, audit),
+        service_clients=ServiceClients(db, audit, ephemeral),
         escalations=EscalationLoop(alerts, every_s=settings.alerts.check_every_s),
     )

@@ -181,7 +181,10 @@ async def _service_caller(request: Request[Any, Any, Any], state: State) -> Auth
         # A phone's token: verified like everywhere else (its proof too), then refused here.
         await state.container.authenticator.authenticate(request)
         raise ForbiddenError(ErrorCode.INSUFFICIENT_SCOPE, "phones raise alerts through /api/v1/alerts")
-    service: AuthenticatedService = await state.container.service_clients.authenticate(authorization)
+    client_ip = request.client.host if request.client else "unknown"
+    service: AuthenticatedService = await state.container.service_clients.authenticate(
+        authorization, client_ip=client_ip
+    )
     return service
 
 

@@ -31,7 +31,8 @@ from core.audit import AuditTrail
 from core.db.engine import Database
 from core.db.models import ServiceClient
 from core.device_registry import Actor
-from core.errors import AuthError, DomainError, NotFoundError
+from core.ephemeral import Ephemeral
+from core.errors import AuthError, DomainError, NotFoundError, RateLimitedError
 
 KEY_PREFIX = "mssc_sk_"
 _KEY = re.compile(r"^mssc_sk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$")
@@ -39,6 +40,9 @@ _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 _DUMMY_HASH = hashlib.sha256(b"mssc-no-such-service-client").hexdigest()
 #: ``last_used_at`` is written at most this often per client.
 _TOUCH_EVERY = dt.timedelta(minutes=1)
+#: Refused keys one address may present per minute before it is told to slow down (429): keys cannot
+#: be guessed (256 bits), but each refusal costs a database lookup.
+REFUSALS_PER_MINUTE = 20
 #: How a refused call is told to authenticate (RFC 6750).
 CHALLENGE = 'Bearer realm="mss-companion", error="invalid_token"'
 
@@ -75,9 +79,10 @@ class IssuedKey:
 
 
 class ServiceClients:
-    def __init__(self, db: Database, audit: AuditTrail) -> None:
+    def __init__(self, db: Database, audit: AuditTrail, ephemeral: Ephemeral | None = None) -> None:
         self._db = db
         self._audit = audit
+        self._eph = ephemeral
 
     async def create(self, actor: Actor, *, name: str, scopes: list[str]) -> IssuedKey:
         name = name.strip()
@@ -136,17 +141,25 @@ class ServiceClients:
                 session=session,
             )
 
-    async def authenticate(self, authorization: str | None) -> AuthenticatedService:
-        """``Authorization: Bearer mssc_sk_…``: the client, or ``invalid_service_key``."""
+    async def authenticate(self, authorization: str | None, *, client_ip: str = "unknown") -> AuthenticatedService:
+        """``Authorization: Bearer mssc_sk_…``: the client, or ``invalid_service_key`` (``rate_limited``
+        once this address was refused too often within a minute)."""
+        refusals = f"rl:service-key:{client_ip}"
+        if self._eph is not None and int((await self._eph.get(refusals)) or b"0") >= REFUSALS_PER_MINUTE:
+            raise RateLimitedError(retry_after=60, detail="too many refused service keys from this address")
         scheme, _, key = (authorization or "").partition(" ")
         match = _KEY.match(key.strip()) if scheme.lower() == "bearer" else None
-        if match is None:
-            raise _refused()
-        key_id, secret = match.groups()
-        async with self._db.read() as session:
-            client = await session.scalar(select(ServiceClient).where(ServiceClient.key_id == key_id))
-        expected = client.secret_hash if client is not None else _DUMMY_HASH
-        if not hmac.compare_digest(expected, _hash(secret)) or client is None or client.revoked_at is not None:
+        client = None
+        if match is not None:
+            key_id, secret = match.groups()
+            async with self._db.read() as session:
+                client = await session.scalar(select(ServiceClient).where(ServiceClient.key_id == key_id))
+            expected = client.secret_hash if client is not None else _DUMMY_HASH
+            if not hmac.compare_digest(expected, _hash(secret)):
+                client = None
+        if client is None or client.revoked_at is not None:
+            if self._eph is not None:
+                await self._eph.incr(refusals, 60)
             raise _refused()
         now = dt.datetime.now(dt.UTC)
         if client.last_used_at is None or now - client.last_used_at > _TOUCH_EVERY:

@@ -111,3 +111,18 @@ async def test_only_the_titulaire_creates_keys_with_known_scopes(backends: Backe
             headers=json,
         )
         assert refused.status_code == 403 and refused.json()["code"] == "not_titulaire"
+
+
+async def test_an_address_presenting_bad_keys_is_slowed_down(backends: Backends, tmp_path: Path) -> None:
+    from backend.alerts.service_clients import REFUSALS_PER_MINUTE
+
+    async with running(backends, tmp_path, alerts=FAST) as h:
+        await h.login(TITULAIRE)
+        key = await create_service_key(h, "LGO Officine", "alerts:raise")
+        visit = {"kind": "visit", "text": "Ordonnance prête à livrer", "targetRpps": ADJOINT[1:]}
+        for n in range(REFUSALS_PER_MINUTE):
+            refused = await _post(h, visit, f"Bearer mssc_sk_{n:016x}.{'B' * 43}")
+            assert refused.status_code == 401
+        slowed = await _post(h, visit, f"Bearer {key}")  # even a good key waits: the address is suspect
+        assert slowed.status_code == 429 and slowed.json()["code"] == "rate_limited"
+        assert slowed.headers["Retry-After"] == "60"

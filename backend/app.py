@@ -204,6 +204,10 @@ def create_app(
         ),
     ]
     template_dirs: list[Path | PathLike[Any] | str] = [WEB / "templates"]
+    if "sink" in settings.push.providers and not settings.app.is_production:
+        from backend.dev.routes import dev_api_router, dev_web_router  # noqa: PLC0415 - dev only
+
+        handlers += [dev_api_router, dev_web_router]
     if settings.psc.sandbox:
         from enrolment.psc_sandbox.router import create_psc_sandbox_router  # noqa: PLC0415 - dev only
 

@@ -8,8 +8,13 @@
     mssc-phone save <id> <part> [--out FILE]
     mssc-phone receipt <id>
     mssc-phone send --to ADDRESS --subject "…" --text "…" [--attach FILE] [--mailbox ADDRESS]
+    mssc-phone listen [--once] [--timeout S]
 
 Without ``--mailbox``, mail commands use the professional's own (nominative) mailbox.
+
+``listen`` is the demo's push receiver: it takes the pushes the server's dev sink recorded for this
+phone (where APNs or FCM would deliver them), shows each as the phone would ("Nouveau message
+sécurisé", "Alerte de garde"…), then fetches the content through the API, as an app does.
 
 The phone's key, tokens and (WebAuthn mode) authenticator credential are kept in
 ``~/.config/mssc-phone/<profile>.json`` (mode 0600): a real app keeps its key in the secure element.
@@ -19,16 +24,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import mimetypes
 import os
+import secrets
 import sys
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+import httpx
+
+from contracts.alerts import AlertStatus
 from contracts.mail import AddressView, MailboxView, MessageSummary, MssMarkers, OutgoingMessage
+from contracts.push import GENERIC_TEXT_FR, AlertClass, LocKey
+from contracts.push_feed import SentPush
 from phone.client import PhoneClient, PhoneError, PhoneState, QrCode
 from phone.keys import DeviceKey
 from phone.soft_authenticator import SoftAuthenticator
@@ -51,6 +65,7 @@ def save(client: PhoneClient, profile: str) -> None:
         "refreshToken": s.refresh_token,
         "accessExpiresAt": s.access_expires_at,
         "scope": s.scope,
+        "pushCursor": s.push_cursor,
         "webauthn": client.authenticator.export(),
     }
     path = _profile_path(profile)
@@ -72,6 +87,7 @@ def load(profile: str) -> PhoneClient:
         refresh_token=data["refreshToken"],
         access_expires_at=data["accessExpiresAt"],
         scope=data["scope"],
+        push_cursor=data.get("pushCursor"),
     )
     authenticator = SoftAuthenticator()
     authenticator.load(data.get("webauthn", []))
@@ -327,6 +343,197 @@ async def send(args: argparse.Namespace) -> None:
     await with_phone(args, run)
 
 
+# push (the demo's device simulator) ---------------------------------------------------------------
+
+#: How long one call to the push feed waits for a push (the server allows up to 25 s).
+FEED_WAIT_S: Final = 20.0
+#: Event ids remembered for de-duplication (delivery is at least once).
+SEEN_MAX: Final = 1000
+#: Messages shown after a new-mail push, at most.
+NEWEST_SHOWN: Final = 5
+_NO_FEED = (
+    "Ce serveur n'envoie pas ses notifications au simulateur : `mssc-phone listen` ne fonctionne "
+    "qu'avec le serveur de démonstration (MSSC_PUSH_PROVIDERS=sink, le défaut en dev)."
+)
+_STATUS_FR = {
+    AlertStatus.OPEN: "ouverte",
+    AlertStatus.ACKNOWLEDGED: "prise en charge",
+    AlertStatus.ESCALATED: "escaladée",
+    AlertStatus.CLOSED: "close",
+}
+
+
+class _WipedError(Exception):
+    """The server revoked this phone (wipe push or ``device_revoked`` answer): it erased itself."""
+
+
+def _say(text: str) -> None:
+    """A line at once, even when the output is a pipe (``listen | tee``): it is a live feed."""
+    print(text, flush=True)
+
+
+def notification_text(push: SentPush) -> str:
+    """What the phone's notification shows: the generic text of the class and the badge, nothing else."""
+    at = push.at.astimezone().strftime("%H:%M:%S")
+    loc_key = push.payload.get("locKey")
+    if push.kind == "background" or not isinstance(loc_key, str):
+        what = "effacement à distance" if push.alert_class == AlertClass.WIPE else str(push.alert_class)
+        return f"[{at}] Notification silencieuse : {what}"
+    badge = push.payload.get("badge")
+    return f"[{at}] {GENERIC_TEXT_FR[LocKey(loc_key)]}" + (f" — pastille {badge}" if badge is not None else "")
+
+
+def _same_id(a: str, b: str) -> bool:
+    """Ids as the push and the API write them (with or without dashes)."""
+    try:
+        return uuid.UUID(a) == uuid.UUID(b)
+    except ValueError:
+        return a == b
+
+
+async def _show_mail(client: PhoneClient, push: SentPush) -> None:
+    """The app opens the mailbox the push names: its newest unread messages (or the newest one)."""
+    mailbox_id = str(push.payload.get("mailboxId", ""))
+    mailbox = next((m for m in await client.mailboxes() if _same_id(m.id, mailbox_id)), None)
+    if mailbox is None:
+        _say("  (boîte inconnue de ce téléphone : droits retirés ?)")
+        return
+    page = await client.messages(mailbox.id, limit=NEWEST_SHOWN)
+    unread = [m for m in page.items if not m.seen]
+    if unread:
+        plural = "s" if len(unread) > 1 else ""
+        _say(f"  {mailbox.address} — {len(unread)} message{plural} non lu{plural} :")
+    else:
+        _say(f"  {mailbox.address} — aucun message non lu ; le plus récent :")
+    shown = unread or page.items[:1]
+    for message in shown:
+        _say(f"  {_summary_line(message)}")
+        _say(f"        id : {message.id}")
+    if shown:
+        where = "" if mailbox.kind == "nominative" else f" --mailbox {mailbox.address}"
+        _say(f"  Lire : mssc-phone read {shown[0].id}{where}")
+
+
+async def _show_alert(client: PhoneClient, push: SentPush) -> None:
+    detail = await client.alert(str(push.payload.get("alertId", "")))
+    alert = detail.alert
+    kind = "Alerte de garde" if push.alert_class == AlertClass.ONCALL_ALERT else "Alerte de visite"
+    _say(f"  {kind} de {alert.raised_by} ({_STATUS_FR.get(alert.status, alert.status)}) :")
+    _say(f"  « {detail.text} »")
+    if alert.awaiting_me:
+        _say(f"  Personne ne l'a encore prise : POST /api/v1/alerts/{alert.id}/ack pour la prendre.")
+
+
+async def _forget(client: PhoneClient, profile: str) -> None:
+    """Erase the phone: tell the server (best effort), then drop keys, tokens and the profile."""
+    with contextlib.suppress(PhoneError, httpx.HTTPError):
+        await client.acknowledge_wipe()
+    client.state.access_token = client.state.refresh_token = None
+    _profile_path(profile).unlink(missing_ok=True)
+
+
+async def _show_push(client: PhoneClient, push: SentPush, profile: str) -> None:
+    """One push: the notification, then what the app fetches; a wipe erases the phone."""
+    _say(notification_text(push))
+    if push.alert_class == AlertClass.WIPE:
+        await _forget(client, profile)
+        _say("  Effacement à distance : cet appareil a été révoqué ; clés, jetons et profil effacés.")
+        raise _WipedError
+    try:
+        if push.alert_class == AlertClass.MAIL:
+            await _show_mail(client, push)
+        else:
+            await _show_alert(client, push)
+    except PhoneError as exc:
+        if exc.problem.get("wipe"):
+            raise
+        _say(f"  (contenu indisponible : {exc.code})")
+    except httpx.TransportError:
+        _say("  (contenu indisponible : serveur injoignable)")
+
+
+async def _prepare(client: PhoneClient) -> list[SentPush]:
+    """What an app does at launch: check the feed, register a push address if it has none, say when
+    mail is not pushed right now (availability). Returns the pushes that came while it was off."""
+    try:
+        waiting = await client.pushes(wait_s=0)
+    except PhoneError as exc:
+        if exc.status == 404 and exc.code == "not_found":
+            raise SystemExit(_NO_FEED) from None
+        raise
+    me = await client.me()
+    if me.get("pushProvider") in (None, "none") or me.get("pushTokenNeeded"):
+        provider = "apns" if me.get("platform") == "ios" else "fcm"
+        await client.register_push(provider, f"mssc-phone-{secrets.token_hex(16)}")
+        _say(
+            "Jeton de notification du simulateur enregistré : le serveur surveille vos boîtes "
+            "d'ici une dizaine de secondes."
+        )
+    if not (await client.availability()).mail_push_now:
+        _say(
+            "Notifications de messagerie suspendues en ce moment (au cabinet, absent ou heures calmes) : "
+            "choisissez « En visite » sur la page Disponibilité."
+        )
+    _say(f"En écoute des notifications de « {me.get('name')} »… (Ctrl-C pour arrêter)")
+    return waiting
+
+
+async def _listen(client: PhoneClient, args: argparse.Namespace) -> int:
+    """Show pushes until ``--once`` is satisfied or ``--timeout`` runs out; how many were shown."""
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    seen: dict[str, None] = {}  # insertion-ordered: the oldest ids go first
+    shown = 0
+    batch = await _prepare(client)
+    while True:
+        for push in batch:
+            event_id = str(push.payload.get("eventId", push.push_id))
+            if event_id in seen:
+                continue  # at-least-once delivery: the same event twice is shown once
+            seen[event_id] = None
+            if len(seen) > SEEN_MAX:
+                del seen[next(iter(seen))]
+            await _show_push(client, push, args.profile)
+            shown += 1
+            if args.once:
+                client.state.push_cursor = push.cursor  # the next run starts right after this one
+                return shown
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return shown
+        try:
+            batch = await client.pushes(wait_s=FEED_WAIT_S if remaining is None else min(FEED_WAIT_S, remaining))
+        except httpx.TransportError:
+            print("Serveur injoignable : nouvel essai dans 2 s…", file=sys.stderr, flush=True)
+            batch = []
+            await asyncio.sleep(2)
+
+
+async def listen(args: argparse.Namespace) -> None:
+    """``mssc-phone listen``: the device simulator's notifications (demo server only)."""
+    if args.timeout is not None and args.timeout <= 0:
+        raise SystemExit("--timeout doit être positif.")
+    client = load(args.profile)
+    wiped = False
+    try:
+        shown = await _listen(client, args)
+    except _WipedError:
+        wiped = True
+        raise SystemExit(3) from None
+    except PhoneError as exc:
+        if not exc.problem.get("wipe"):
+            raise
+        wiped = True
+        await _forget(client, args.profile)
+        _say("Cet appareil a été révoqué : clés, jetons et profil effacés.")
+        raise SystemExit(3) from None
+    finally:
+        if not wiped:
+            save(client, args.profile)  # refreshed tokens and the feed's cursor, Ctrl-C included
+        await client.aclose()
+    if args.once and shown == 0:
+        raise SystemExit(f"Aucune notification reçue en {args.timeout:g} s.")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mssc-phone", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -368,6 +575,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--attach", action="append", help="a file to attach (repeat for several)")
     p.add_argument("--read-receipt", action="store_true", help="ask for a read receipt")
     p.add_argument("--mailbox", help="send from this mailbox (default: the professional's own)")
+    p = sub.add_parser("listen", help="receive this phone's notifications (demo server), then fetch the content")
+    p.add_argument("--once", action="store_true", help="stop after the first notification")
+    p.add_argument("--timeout", type=float, help="stop listening after this many seconds")
     return parser.parse_args(argv)
 
 
@@ -378,6 +588,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, None]]] =
     "save": save_attachment,
     "receipt": receipt,
     "send": send,
+    "listen": listen,
 }
 
 
@@ -391,6 +602,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         asyncio.run(run(args))
+    except KeyboardInterrupt:
+        # Ctrl-C is how ``listen`` ends (it saved its tokens and cursor on the way out): no traceback
+        listening = args.command == "listen"
+        print("\nÉcoute arrêtée." if listening else "\nInterrompu.", file=sys.stderr)
+        raise SystemExit(0 if listening else 130) from None
     except PhoneError as exc:
         print(
             f"erreur {exc.status} {exc.code} : {exc.problem.get('detail') or exc.problem.get('title')}", file=sys.stderr

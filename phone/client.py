@@ -19,8 +19,10 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 import msgspec
 
+from contracts.alerts import AlertDetail, AvailabilityView
 from contracts.enrolment import QR_PATH_PREFIX, check_code, claim_proof
 from contracts.mail import FolderView, MailboxView, MessageDetail, MessagePage, OutgoingMessage, SentMessage
+from contracts.push_feed import PushFeed, SentPush
 from phone.keys import DeviceKey
 from phone.soft_authenticator import SoftAuthenticator
 
@@ -64,6 +66,8 @@ class PhoneState:
     refresh_token: str | None = None
     access_expires_at: float = 0.0
     scope: str = ""
+    #: Dev push feed: where the last :meth:`PhoneClient.pushes` left off (kept across runs).
+    push_cursor: str | None = None
 
 
 class PhoneClient:
@@ -102,17 +106,26 @@ class PhoneClient:
         return headers
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, auth: bool = False, files: Files | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        auth: bool = False,
+        files: Files | None = None,
+        http_timeout_s: float | None = None,
     ) -> httpx.Response:
         """One API call with a fresh DPoP proof; retries once on ``use_dpop_nonce``.
 
         ``files`` sends multipart: the ``json`` value goes as the ``message`` field, the files as
-        ``attachments`` (the mail API's send with attachments).
+        ``attachments`` (the mail API's send with attachments). ``http_timeout_s`` replaces the client's
+        (a long poll outlasts it).
         """
+        extra: dict[str, Any] = {} if http_timeout_s is None else {"timeout": http_timeout_s}
         for attempt in range(2):
             headers = self._headers(method, path, auth=auth)
             if files is None:
-                response = await self.http.request(method, path, json=json, headers=headers)
+                response = await self.http.request(method, path, json=json, headers=headers, **extra)
             else:
                 response = await self.http.request(
                     method,
@@ -120,6 +133,7 @@ class PhoneClient:
                     data={"message": msgspec.json.encode(json).decode()},
                     files=[("attachments", file) for file in files],
                     headers=headers,
+                    **extra,
                 )
             self._nonce = response.headers.get("DPoP-Nonce", self._nonce)
             if response.status_code == 401 and attempt == 0 and _code(response) == "use_dpop_nonce":
@@ -127,13 +141,23 @@ class PhoneClient:
             return response
         return response
 
-    async def call(self, method: str, path: str, *, json: Any = None, files: Files | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        files: Files | None = None,
+        http_timeout_s: float | None = None,
+    ) -> Any:
         """An authenticated call; refreshes the token once when it expired or went stale."""
         await self._fresh_token()
-        response = await self.request(method, path, json=json, auth=True, files=files)
+        response = await self.request(method, path, json=json, auth=True, files=files, http_timeout_s=http_timeout_s)
         if response.status_code == 401 and _code(response) in {"token_expired", "token_stale"}:
             await self.refresh()
-            response = await self.request(method, path, json=json, auth=True, files=files)
+            response = await self.request(
+                method, path, json=json, auth=True, files=files, http_timeout_s=http_timeout_s
+            )
         return self._json(response)
 
     async def _fresh_token(self) -> None:
@@ -279,6 +303,14 @@ class PhoneClient:
     async def me(self) -> dict[str, Any]:
         return dict(await self.call("GET", "/api/v1/me"))
 
+    async def register_push(self, provider: str, token: str) -> None:
+        """Give the server this phone's push address (what the app does when APNs/FCM hands it a token)."""
+        await self.call("PUT", "/api/v1/me/push", json={"provider": provider, "token": token})
+
+    async def availability(self) -> AvailabilityView:
+        """The professional's availability, and whether new mail is pushed right now."""
+        return msgspec.convert(await self.call("GET", "/api/v1/me/availability"), AvailabilityView)
+
     async def acknowledge_wipe(self) -> None:
         """Tell the server with the last token (it still proves who we are), then erase keys and tokens."""
         response = await self.request("POST", "/api/v1/me/wipe-ack", auth=True)
@@ -336,6 +368,27 @@ class PhoneClient:
             json={"disposition": disposition},
         )
         return msgspec.convert(sent, SentMessage)
+
+    # alerts ------------------------------------------------------------------------------------
+
+    async def alert(self, alert_id: str) -> AlertDetail:
+        """An alert with its text (the push only said "Alerte de visite" / "Alerte de garde")."""
+        found = await self.call("GET", f"/api/v1/alerts/{quote(alert_id, safe='')}")
+        return msgspec.convert(found, AlertDetail)
+
+    # the demo's push feed --------------------------------------------------------------------------
+
+    async def pushes(self, *, wait_s: float = 20.0) -> list[SentPush]:
+        """Dev only: the pushes sent to this phone since the last call, waiting up to ``wait_s`` for
+        one; what APNs or FCM would deliver, taken from the server's dev sink. The cursor is kept in
+        :attr:`PhoneState.push_cursor`; a server without the sink answers 404 ``not_found``."""
+        query: dict[str, str | float] = {"wait": wait_s}
+        if self.state.push_cursor:
+            query["after"] = self.state.push_cursor
+        found = await self.call("GET", f"/api/v1/dev/pushes?{urlencode(query)}", http_timeout_s=wait_s + 15)
+        feed = msgspec.convert(found, PushFeed)
+        self.state.push_cursor = feed.cursor
+        return feed.pushes
 
 
 def _mailbox(mailbox_id: str) -> str:

@@ -38,6 +38,8 @@ async def devices_page(
         nav="devices",
         flash=flash,
         max_devices=settings.enrolment.max_devices_per_professional,
+        # dev: pushes go to the sink, and /dev/notifications shows them (see backend.dev)
+        dev_notifications="sink" in settings.push.providers,
     )
 
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from core.settings import Settings, SettingsError
 
@@ -36,9 +37,18 @@ def serve(args: argparse.Namespace) -> None:
         f"mss-companion ({settings.app.mode}) on http://{host}:{port} — public URL {settings.app.public_url}",
         file=sys.stderr,
     )
-    uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="warning", proxy_headers=False, server_header=False
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Forwarded headers are believed only from the configured proxies (never by default)."""
+    proxies = settings.app.trusted_proxies
+    return {
+        "log_level": "warning",
+        "server_header": False,
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": ",".join(proxies) if proxies else None,
+    }
 
 
 def rotate_keys(_args: argparse.Namespace) -> None:

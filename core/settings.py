@@ -42,6 +42,10 @@ class AppSettings:
     roles: tuple[str, ...] = ("web", "push", "watcher")
     #: Where the embedded defaults keep their files (SQLite database, dev signing keys).
     data_dir: str = ".mssc-data"
+    #: Reverse proxies (addresses or CIDR ranges) whose ``X-Forwarded-For`` / ``-Proto`` are believed.
+    #: Empty: the peer address is the client's. Behind a proxy, set it, or every per-address rate
+    #: limit (enrolment claims, service keys) counts the proxy as one client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:

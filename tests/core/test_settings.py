@@ -90,3 +90,22 @@ def test_the_dev_secret_survives_a_restart(tmp_path: object) -> None:
     first = Settings.from_env({"MSSC_APP_DATA_DIR": str(tmp_path)})
     second = Settings.from_env({"MSSC_APP_DATA_DIR": str(tmp_path)})
     assert first.app.secret_key == second.app.secret_key and len(first.app.secret_key) >= 32
+
+
+def test_forwarded_headers_are_believed_only_from_trusted_proxies() -> None:
+    import uvicorn
+
+    from backend.cli import uvicorn_options
+
+    async def echo(scope: dict[str, object], receive: object, send: object) -> None:
+        raise AssertionError("not called")
+
+    plain = uvicorn_options(Settings.from_env({}))
+    assert plain["proxy_headers"] is False
+    behind = uvicorn_options(Settings.from_env({"MSSC_APP_TRUSTED_PROXIES": "10.0.0.5,192.168.0.0/24"}))
+    assert behind["proxy_headers"] is True
+    config = uvicorn.Config(echo, **behind)
+    config.load()
+    middleware = config.loaded_app
+    trusted = middleware.trusted_hosts  # type: ignore[attr-defined]
+    assert "10.0.0.5" in trusted and "192.168.0.7" in trusted and "10.0.0.6" not in trusted

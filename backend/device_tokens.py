@@ -79,6 +79,9 @@ class DeviceTokens:
             if refresh_token is None:
                 refresh_token = await self._refresh.issue(session, device_id=device.id, family_id=family_id)
             device.last_seen_at = dt.datetime.now(dt.UTC)
+            push_token_needed = device.push_token_dead_at is not None or (
+                device.push_provider not in (None, "none") and not device.push_token
+            )
             await self._audit.record(
                 "token.issued",
                 actor=None,
@@ -96,6 +99,7 @@ class DeviceTokens:
             refresh_token=refresh_token,
             scope=access.scope,
             device_id=str(device_id),
+            push_token_needed=push_token_needed,
         )
 
     def _refuse_idle(self, device: Device) -> None:

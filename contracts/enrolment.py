@@ -97,6 +97,9 @@ class TokenResponse(msgspec.Struct, rename="camel"):
     refresh_token: str
     scope: str
     device_id: str
+    #: The provider said the device's push token is dead (or it has none): register one
+    #: (``PUT /api/v1/me/push``). Phones refresh every few minutes, so they learn it soon.
+    push_token_needed: bool = False
 
 
 def check_code(secret: bytes, jkt: str, digits: int) -> str:

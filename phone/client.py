@@ -68,6 +68,8 @@ class PhoneState:
     scope: str = ""
     #: Dev push feed: where the last :meth:`PhoneClient.pushes` left off (kept across runs).
     push_cursor: str | None = None
+    #: The last tokens said the push token is dead or missing: register one (``register_push``).
+    push_token_needed: bool = False
 
 
 class PhoneClient:
@@ -267,6 +269,7 @@ class PhoneClient:
         self.state.refresh_token = tokens["refreshToken"]
         self.state.access_expires_at = time.time() + int(tokens["expiresIn"])
         self.state.scope = tokens["scope"]
+        self.state.push_token_needed = bool(tokens.get("pushTokenNeeded", False))
 
     # tokens -------------------------------------------------------------------------------------
 

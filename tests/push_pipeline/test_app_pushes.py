@@ -27,9 +27,7 @@ async def test_revocation_sends_a_wipe_to_the_phone(backends: Backends, tmp_path
         assert set(wipe.payload) == {"alertClass", "eventId"}
 
 
-async def test_a_dead_token_is_pruned_and_the_phone_told_at_next_refresh(
-    backends: Backends, tmp_path: Path
-) -> None:
+async def test_a_dead_token_is_pruned_and_the_phone_told_at_next_refresh(backends: Backends, tmp_path: Path) -> None:
     async with running(backends, tmp_path, roles=ALL_ROLES) as h:
         await h.login(NURSE)
         phone = await h.enrol_phone(push_provider="apns", push_token="d" * 64)

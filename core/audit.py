@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, exists, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from core.db.engine import Database
 from core.db.models import AuditEvent
@@ -59,6 +59,32 @@ def chain_hash(prev_hash: str, event: AuditEvent) -> str:
     return hashlib.sha256(prev_hash.encode() + _canonical(event)).hexdigest()
 
 
+_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
+_WRITTEN = ("chain", "seq", "at", "action", "actor_kind", "actor", "structure_id", "device_id", "target", "details")
+_HASHES = ("prev_hash", "hash")
+#: The row, as is: the chain's head was just read in the same transaction.
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+#: The row, only if the chain's head still is the one this trail wrote last (``head_seq``,
+#: ``prev_hash``), checked by the insert itself: no read of the head first (a database round trip,
+#: and ORM work, on every mailbox access). Another writer (another process or trail, a rolled-back
+#: transaction) makes it insert nothing; the head is then read and the event chained after it.
+_INSERT_AFTER_HEAD = (
+    insert(_TABLE)
+    .from_select(
+        [*_WRITTEN, *_HASHES],
+        select(*(bindparam(name, type_=_TABLE.c[name].type) for name in (*_WRITTEN, *_HASHES))).where(
+            exists().where(
+                _TABLE.c.chain == bindparam("chain"),
+                _TABLE.c.seq == bindparam("head_seq"),
+                _TABLE.c.hash == bindparam("prev_hash"),
+            ),
+            ~exists().where(_TABLE.c.chain == bindparam("chain"), _TABLE.c.seq > bindparam("head_seq")),
+        ),
+    )
+    .returning(_TABLE.c.id)
+)
+
+
 def _chain_lock_key(chain: str) -> int:
     return int.from_bytes(hashlib.sha256(chain.encode()).digest()[:8], "big", signed=True)
 
@@ -69,6 +95,8 @@ class AuditTrail:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Per chain, the (seq, hash) of the last event this trail appended.
+        self._heads: dict[str, tuple[int, str]] = {}
 
     async def record(
         self,
@@ -102,28 +130,63 @@ class AuditTrail:
         async with lock:
             if session is not None:
                 return await self._append(session, event)
-            async with self._db.transaction() as own:
-                return await self._append(own, event)
+            # A Core connection, not an ORM session: one row needs no unit of work.
+            async with self._db.engine.begin() as own:
+                return await self._append_own(own, event)
 
     async def _append(self, session: AsyncSession, event: AuditEvent) -> AuditEvent:
-        """Give the event its place in its chain: sequence number, time, previous hash, own hash."""
+        """In the caller's transaction: read the head, add the event, flush it with the caller's changes."""
+        await self._lock_chain(session, event.chain)
+        self._place(event, await self._head(session, event.chain))
+        session.add(event)
+        await session.flush()
+        self._heads[event.chain] = (event.seq, event.hash)
+        return event
+
+    async def _append_own(self, connection: AsyncConnection, event: AuditEvent) -> AuditEvent:
+        """In a transaction of its own (the mail API's one per mailbox access): usually one statement."""
+        await self._lock_chain(connection, event.chain)
+        head = self._heads.get(event.chain)
+        if head is not None:
+            row = self._place(event, head) | {"head_seq": head[0]}
+            inserted = (await connection.execute(_INSERT_AFTER_HEAD, row)).first()
+            if inserted is not None:
+                return self._placed(event, inserted[0])
+        # First event of this chain here, or another writer moved the head: read it.
+        row = self._place(event, await self._head(connection, event.chain))
+        return self._placed(event, (await connection.execute(_INSERT, row)).one()[0])
+
+    async def _lock_chain(self, session: AsyncSession | AsyncConnection, chain: str) -> None:
         if self._db.dialect == "postgresql":
             # Serialise writers of this chain across processes until the transaction ends.
-            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _chain_lock_key(event.chain)})
-        head = (
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _chain_lock_key(chain)})
+
+    @staticmethod
+    async def _head(session: AsyncSession | AsyncConnection, chain: str) -> tuple[int, str]:
+        """(seq, hash) of the chain's last event; (0, genesis) for a new chain."""
+        found = (
             await session.execute(
                 select(AuditEvent.seq, AuditEvent.hash)
-                .where(AuditEvent.chain == event.chain)
+                .where(AuditEvent.chain == chain)
                 .order_by(AuditEvent.seq.desc())
                 .limit(1)
             )
         ).first()
-        event.seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        return (found[0], found[1]) if found else (0, GENESIS)
+
+    @staticmethod
+    def _place(event: AuditEvent, head: tuple[int, str]) -> dict[str, Any]:
+        """Give the event its place after ``head``: sequence number, time, previous hash, own hash."""
+        event.seq, event.prev_hash = head[0] + 1, head[1]
         event.at = dt.datetime.now(dt.UTC)
-        event.prev_hash = prev
-        event.hash = chain_hash(prev, event)
-        session.add(event)
-        await session.flush()
+        event.hash = chain_hash(event.prev_hash, event)
+        return {name: getattr(event, name) for name in (*_WRITTEN, *_HASHES)}
+
+    def _placed(self, event: AuditEvent, row_id: int) -> AuditEvent:
+        event.id = row_id
+        # The head this trail wrote last; a rolled-back transaction leaves it stale, which the guarded
+        # insert detects (it then inserts nothing and the head is read).
+        self._heads[event.chain] = (event.seq, event.hash)
         return event
 
     async def verify(self, chain: str = GLOBAL_CHAIN) -> ChainCheck:

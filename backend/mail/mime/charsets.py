@@ -259,6 +259,8 @@ def repair_mojibake(text: str) -> tuple[str, bool]:
 
 def finish_text(text: str, problems: list[ParseProblem]) -> str:
     """Last touches for any decoded text: mojibake repair, NFC (macOS writes decomposed accents)."""
+    if text.isascii():  # neither applies to ASCII (and str.isascii is O(1))
+        return text
     text, repaired = repair_mojibake(text)
     if repaired:
         problems.append(ParseProblem.MOJIBAKE_REPAIRED)

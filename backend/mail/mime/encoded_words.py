@@ -58,7 +58,9 @@ def decode_words(text: str) -> tuple[str, list[ParseProblem]]:
             run_charset = None
 
     pos = 0
+    words = 0
     for match in _WORD.finditer(text):
+        words += 1
         between = text[pos : match.start()]
         pos = match.end()
         if between and not (after_word and between.isspace()):
@@ -81,6 +83,6 @@ def decode_words(text: str) -> tuple[str, list[ParseProblem]]:
         after_word = True
     flush()
     out.append(text[pos:])
-    if len(_STARTED.findall(text)) > len(_WORD.findall(text)):
+    if len(_STARTED.findall(text)) > words:
         problems.append(ParseProblem.BAD_ENCODED_WORD)
     return "".join(out), problems

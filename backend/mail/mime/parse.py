@@ -15,13 +15,21 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
 
 from backend.mail.mime.attachments import is_ihe_xdm, safe_filename
 from backend.mail.mime.charsets import decode_bytes, finish_text
-from backend.mail.mime.headers import header_text, message_ids, read_flags, read_headers, unfold
+from backend.mail.mime.headers import (
+    header_text,
+    message_ids,
+    read_flags,
+    read_headers,
+    split_header_block,
+    unfold,
+)
 from backend.mail.mime.model import (
     AttachmentInfo,
     DispositionReport,
@@ -219,7 +227,7 @@ def _visit(part: Message, part_id: str, walk: _Walk, depth: int, *, related: boo
 def parse_message(raw: bytes) -> ParsedMessage:
     """Everything the phone shows of one message (``BODY.PEEK[]`` bytes). Never raises."""
     loaded = load_message(raw)
-    headers, header_problems = _safe_headers(loaded.root, None)
+    headers, header_problems = _safe_headers(loaded.root.raw_items(), None)
     walk = _Walk(problems=[*loaded.problems, *header_problems])
     try:
         start = "" if children(loaded.root) is not None else "1"
@@ -243,11 +251,23 @@ def parse_message(raw: bytes) -> ParsedMessage:
     )
 
 
-def _safe_headers(message: Message, internal_date: datetime | None) -> tuple[MessageHeaders, list[ParseProblem]]:
+def _safe_headers(
+    items: Iterable[tuple[str, str]], internal_date: datetime | None
+) -> tuple[MessageHeaders, list[ParseProblem]]:
     try:
-        return read_headers(message.raw_items(), internal_date=internal_date)
+        return read_headers(items, internal_date=internal_date)
     except Exception:  # noqa: BLE001 - read_headers is written not to raise; this keeps the promise if it ever does
         return MessageHeaders(date=internal_date), [ParseProblem.BAD_HEADER]
+
+
+def _header_message(header_bytes: bytes) -> Message:
+    """The header block as a ``Message``, when :func:`split_header_block` declines it or a guess needs it."""
+    try:
+        # compat32: our header reader works from ``raw_items()``; the modern policy would also build
+        # typed header objects we never read (about 70 % of the parse time of a list page).
+        return email.parser.BytesParser(policy=email.policy.compat32).parsebytes(header_bytes, headersonly=True)
+    except Exception:  # noqa: BLE001 - see tree.load_message
+        return load_message(header_bytes).root
 
 
 def _attachments_from_headers(message: Message) -> bool:
@@ -272,17 +292,16 @@ def parse_summary(
     ``has_attachments_hint`` should come from ``bodystructure_has_attachments``; without it we guess
     from the top-level content type.
     """
-    message: Message
-    try:
-        # compat32: our header reader works from ``raw_items()``; the modern policy would also build
-        # typed header objects we never read (about 70 % of the parse time of a list page).
-        message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(header_bytes, headersonly=True)
-    except Exception:  # noqa: BLE001 - see tree.load_message
-        message = load_message(header_bytes).root
-    headers, problems = _safe_headers(message, internal_date)
+    has_attachments: bool
     if has_attachments_hint is not None:
+        items = split_header_block(header_bytes)
+        headers, problems = _safe_headers(
+            _header_message(header_bytes).raw_items() if items is None else items, internal_date
+        )
         has_attachments = has_attachments_hint
     else:
+        message = _header_message(header_bytes)
+        headers, problems = _safe_headers(message.raw_items(), internal_date)
         try:
             has_attachments = _attachments_from_headers(message)
         except Exception:  # noqa: BLE001 - a guess; no guess is False

@@ -56,7 +56,10 @@ def group_responses(lines: Sequence[bytes | bytearray]) -> list[list[bytes]]:
 
 
 class _Reader:
-    """Reads values across text segments and the literals between them."""
+    """Reads values across text segments and the literals between them, byte by byte.
+
+    The exact reference: :func:`parse_values` falls back to it for anything unusual, errors included.
+    """
 
     def __init__(self, segments: list[bytes]) -> None:
         self._segments = segments
@@ -157,14 +160,89 @@ class _Reader:
         atom = text[start:i].decode("utf-8", "replace")
         return None if atom.upper() == "NIL" else atom
 
+    def values(self) -> list[Value]:
+        """Every top-level value, to the end of the response."""
+        values: list[Value] = []
+        while not self.at_end():
+            values.append(self.value())
+        return values
+
+
+class _FallbackError(Exception):
+    """The fast tokenizer met something it leaves to :class:`_Reader` (odd or malformed input)."""
+
+
+# One regex match per token, with the per-token work in one loop: ~20 us per message summary where
+# the byte-by-byte reader took ~70 us (the largest CPU cost of a list page). Groups: 1 an atom, 2 a "[" right after it
+# (brackets the pattern cannot close: nested or unclosed), 3 a quoted string, quotes included, 4 "(",
+# 5 ")", 6 the size of a literal whose marker ends the segment, 7 anything else (an unterminated
+# string, a misplaced literal marker, trailing spaces). An atom runs to a space or a parenthesis,
+# except inside one level of brackets (``BODY[HEADER.FIELDS (FROM TO)]``). Every position matches
+# some alternative, so ``findall`` never skips a byte.
+_TOKEN = re.compile(
+    rb" *(?:"
+    rb'((?:[^ ()\["{~]|~(?!\{)|\[[^\[\]]*\])(?:[^ ()\[]|\[[^\[\]]*\])*)(\[?)'
+    rb'|("[^"\\]*(?:\\.[^"\\]*)*")'
+    rb"|(\()|(\))"
+    rb"|~?\{(\d+)\+?\}\n?\Z"
+    rb"|(.))",
+    re.DOTALL,
+)
+_ESCAPED = re.compile(rb"\\(.)", re.DOTALL)
+
 
 def parse_values(response: list[bytes]) -> list[Value]:
     """All top-level values of one untagged response (see :func:`group_responses`)."""
-    reader = _Reader(list(response))
-    values: list[Value] = []
-    while not reader.at_end():
-        values.append(reader.value())
-    return values
+    try:
+        return _tokenize(response)
+    except (_FallbackError, IndexError):
+        return _Reader(list(response)).values()
+
+
+def _tokenize(response: list[bytes]) -> list[Value]:
+    """:func:`parse_values` for well-formed responses; raises :class:`_FallbackError` (or
+    ``IndexError``, for a ``)`` closing nothing) on anything else."""
+    top: list[Value] = []
+    current = top
+    stack: list[list[Value]] = []
+    count = len(response)
+    index = 0
+    findall = _TOKEN.findall
+    while index < count:
+        step = 1  # 2 after a literal: its content is the next segment
+        for atom, bracket, quoted, opened, closed, size, other in findall(response[index]):
+            if atom:
+                if bracket:
+                    raise _FallbackError
+                text = atom.decode("utf-8", "replace")
+                # str.upper never shortens a string: only three characters or fewer can read NIL
+                current.append(None if len(text) <= 3 and text.upper() == "NIL" else text)
+            elif quoted:
+                content = quoted[1:-1]
+                current.append(_ESCAPED.sub(rb"\1", content) if b"\\" in content else content)
+            elif opened:
+                items: list[Value] = []
+                current.append(items)
+                stack.append(current)
+                current = items
+            elif closed:
+                current = stack.pop()
+            elif other != b" ":  # trailing spaces are fine; anything else but a literal is not
+                current.append(_literal(response, index, size))
+                step = 2
+        if step == 1 and index + 1 < count:
+            raise _FallbackError  # a text segment ends without announcing the literal that follows
+        index += step
+    if stack:
+        raise _FallbackError
+    return top
+
+
+def _literal(response: list[bytes], index: int, size: bytes) -> bytes:
+    """The literal announced at the end of segment ``index``, if it is there with that size."""
+    if not size or index + 1 >= len(response) or len(response[index + 1]) != int(size):
+        raise _FallbackError
+    return response[index + 1]
 
 
 # --- small typed helpers ------------------------------------------------------------------------
@@ -253,12 +331,30 @@ def format_uid_set(uids: Iterable[int]) -> str:
     return ",".join(runs)
 
 
+#: The one shape servers send (``"17-Jul-1996 02:44:25 -0700"``), read without ``strptime`` (~7 us
+#: a call, a third of a summary's parsing); anything else goes to ``strptime``, which decides.
+_INTERNAL_DATE = re.compile(r"(\d\d?)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)([0-5]\d)", re.ASCII)
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+
+
 def parse_internal_date(value: Value) -> dt.datetime | None:
     """``"17-Jul-1996 02:44:25 -0700"`` → aware datetime (``None`` when unreadable)."""
     if value is None:
         return None
     text = as_text(value).strip()
     try:
-        return dt.datetime.strptime(text, "%d-%b-%Y %H:%M:%S %z")
+        match = _INTERNAL_DATE.fullmatch(text)
+        month = _MONTHS.get(match.group(2).lower()) if match is not None else None
+        if match is None or month is None:
+            return dt.datetime.strptime(text, "%d-%b-%Y %H:%M:%S %z")
+        day, _, year, hour, minute, second, sign, tz_hours, tz_minutes = match.groups()
+        offset = dt.timedelta(hours=int(tz_hours), minutes=int(tz_minutes))
+        zone = dt.timezone(-offset if sign == "-" else offset)
+        return dt.datetime(int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=zone)
     except ValueError:
         return None

@@ -13,7 +13,7 @@ from backend.auth.refresh_tokens import RefreshTokens
 from core.db.engine import Database
 from core.device_registry import DeviceRegistry
 from core.logging import get_logger
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 
 log = get_logger("mssc.maintenance")
 
@@ -41,6 +41,7 @@ class Maintenance:
 
     async def _loop(self) -> None:
         while True:
+            stop_if_cancelled()
             try:
                 await self.run_once()
             except Exception as exc:  # noqa: BLE001 - next round retries

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from contracts.events import Event, EventType
 from core.logging import get_logger
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 
 log = get_logger("mssc.fanout")
 
@@ -93,6 +93,7 @@ class RedisFanOut(FanOut):
     async def _listen(self) -> None:
         delay = 0.1
         while True:
+            stop_if_cancelled()
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._channel)

@@ -31,7 +31,7 @@ from core.db.engine import Database
 from core.db.models import Device, Mailbox, MailboxGrant, Membership, MembershipStatus
 from core.logging import get_logger
 from core.queue import Delivery, DurableQueue
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 from push.delivery import RetryPolicy
 from push.metrics import PushMetrics
 from push.payload import PushTarget, alert_payload, build_notification, mail_payload, wipe_payload
@@ -344,6 +344,7 @@ class PushPipeline:
         async def loop(step: Callable[..., Awaitable[int]], name: str) -> None:
             delay = 0.1
             while True:
+                stop_if_cancelled()
                 try:
                     await step(block_ms=1000)
                     delay = 0.1

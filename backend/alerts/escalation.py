@@ -10,7 +10,7 @@ import asyncio
 
 from backend.alerts.service import AlertService
 from core.logging import get_logger
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 
 log = get_logger("mssc.alerts")
 
@@ -29,6 +29,7 @@ class EscalationLoop:
 
     async def _loop(self) -> None:
         while True:
+            stop_if_cancelled()
             try:
                 await self.run_once()
             except Exception as exc:  # noqa: BLE001 - next round retries

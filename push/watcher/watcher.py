@@ -39,7 +39,7 @@ from core.ephemeral import Ephemeral, RedisEphemeral
 from core.logging import get_logger
 from core.queue import DurableQueue
 from core.settings import Settings, WatcherSettings
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 from push.watcher.discovery import WatchedMailbox, push_enabled_mailboxes
 from push.watcher.events import EVENTS_STREAM, MailArrived, enqueue_mail_arrived, mail_arrived
 from push.watcher.leases import LeaseManager, create_leases
@@ -217,6 +217,7 @@ class Watcher:
     async def _loop(self) -> None:
         next_discovery = 0.0
         while not self._stopping.is_set():
+            stop_if_cancelled()
             now = time.monotonic()
             if now >= next_discovery:
                 try:

@@ -6,7 +6,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 from tests.conftest import REDIS_URL
 
 
@@ -60,6 +60,26 @@ async def test_a_task_that_never_stops_is_given_up_on() -> None:
     assert task.cancelled()
 
 
+async def test_a_swallowed_cancellation_is_obeyed_at_the_next_round() -> None:
+    rounds = 0
+
+    async def loop() -> None:
+        nonlocal rounds
+        while True:
+            stop_if_cancelled()
+            rounds += 1
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                pass  # what wait_for does on 3.11 when its inner task is done at that moment
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=5)
+    assert task.cancelled() and rounds == 1
+
+
 async def test_a_loop_of_redis_commands_always_stops() -> None:
     """The real case: redis-py writes every command under ``wait_for``; stop it at many points."""
     client = Redis.from_url(REDIS_URL, socket_timeout=5)
@@ -67,7 +87,8 @@ async def test_a_loop_of_redis_commands_always_stops() -> None:
         for delay in (0, 0.0005, 0.001, 0.002, 0.005) * 2:
 
             async def busy() -> None:
-                while True:
+                while True:  # as every background loop of the app
+                    stop_if_cancelled()
                     await client.ping()
 
             task = asyncio.create_task(busy())

@@ -34,7 +34,7 @@ from contracts.errors import ErrorCode
 from core.errors import DomainError
 from core.logging import get_logger
 from core.settings import SettingsError, TrustSpaceSettings
-from core.tasks import cancel_and_wait
+from core.tasks import cancel_and_wait, stop_if_cancelled
 
 log = get_logger("mssc.trust")
 
@@ -213,6 +213,7 @@ class TrustSpace:
 
     async def _run(self) -> None:
         while True:
+            stop_if_cancelled()
             delay = self.settings.refresh_s if self._failures == 0 else min(self._retry_s, self.settings.refresh_s)
             await asyncio.sleep(max(delay, self._min_interval_s))
             await self.refresh()

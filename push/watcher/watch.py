@@ -210,10 +210,17 @@ class MailboxWatch:
             return
         unchanged = state.highestmodseq is not None and state.highestmodseq == selected.highestmodseq
         nothing_new = selected.uidnext is not None and selected.uidnext <= state.next_uid
-        # taking the state over (owner) also fences off a previous owner that has not noticed yet
-        await self._write(msgspec.structs.replace(state, highestmodseq=selected.highestmodseq, owner=self._owner))
-        if not (unchanged or nothing_new):
-            await self._catch_up(session, idler, refresh=False)
+        if unchanged or nothing_new:
+            # taking the state over (owner) also fences off a previous owner that has not noticed yet
+            await self._write(msgspec.structs.replace(state, highestmodseq=selected.highestmodseq, owner=self._owner))
+            return
+        # The new MODSEQ is recorded only once every new UID is announced: recorded before, a catch-up
+        # cut short (the store or the operator failing) would make the next reconnect skip it.
+        await self._write(msgspec.structs.replace(state, owner=self._owner))
+        await self._catch_up(session, idler, refresh=False)
+        caught_up = self._state
+        if caught_up is not None:
+            await self._write(msgspec.structs.replace(caught_up, highestmodseq=selected.highestmodseq))
 
     async def _catch_up(self, session: ImapSession, idler: Idler, *, refresh: bool) -> None:
         """Announce the UIDs from ``next_uid`` on; on a refresh with nothing new, refresh the state."""

@@ -149,6 +149,60 @@ async def test_messages_delivered_while_disconnected_are_announced_after_reconne
     assert await events.quiet(0.3) == []
 
 
+async def test_a_catch_up_that_fails_to_announce_is_retried_in_full(
+    stack: Stack,
+    make_watcher: WatcherFactory,
+    events: EventReader,
+    mailbox_factory: MailboxFactory,
+    dovecot: DovecotInstance,
+    gateway_opener: SessionOpener,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by the combined fault test: the store failed during the catch-up after a reconnect, and the
+    next reconnect took the mailbox for unchanged (its MODSEQ had been recorded before the catch-up)."""
+    user = mailbox_factory()
+    mailbox_id = await stack.seed_mailbox(user.address)
+    reachable = asyncio.Event()
+    reachable.set()
+
+    async def gated(address: str) -> ImapSession:
+        if not reachable.is_set():
+            raise OperatorUnavailableError(1, "operator down (test)")
+        return await gateway_opener(address)
+
+    watcher = make_watcher(opener=gated)
+    await watcher.start()
+    await wait_connected(watcher, mailbox_id)
+    watch = watcher.watch_of(mailbox_id)
+    assert watch is not None
+    await deliver(dovecot, user.address)
+    await events.take(until=lambda s: len(s) == 1)
+
+    reachable.clear()
+    kick = ["/usr/bin/doveadm", "-c", str(dovecot.config_file), "kick", user.address]
+    await asyncio.to_thread(subprocess.run, kick, check=True, timeout=10, capture_output=True)
+    await until(lambda: not watch.connected)
+    await deliver(dovecot, user.address, 2)
+
+    # after the reconnect: the takeover write goes through, the next state write (the batch about to be
+    # announced) fails: the store restarts, or the operator drops the session in between
+    writes = 0
+    compare_and_set = stack.ephemeral.compare_and_set
+
+    async def second_write_fails(*args: object, **kwargs: object) -> bool:
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            raise ConnectionError("the store is restarting (test)")
+        return await compare_and_set(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stack.ephemeral, "compare_and_set", second_write_fails)
+    reachable.set()
+    seen = await events.take(until=lambda s: sum(e.new_count for e in s) >= 3, timeout_s=5)
+    assert writes >= 3
+    assert covered_uids(seen) == [1, 2, 3]
+
+
 async def test_an_operator_restart_loses_nothing(
     stack: Stack, make_watcher: WatcherFactory, events: EventReader
 ) -> None:

@@ -50,3 +50,4 @@ openapi: install ## Regenerate contracts/openapi.json
 .PHONY: bench
 bench: install services ## Run the benchmarks (figures and ratios on the last line of each)
 	@$(UV) run python bench/enrolment.py
+	@$(UV) run python bench/push.py

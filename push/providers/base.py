@@ -205,23 +205,31 @@ class PushProvider(ABC, Generic[Rendered]):
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         slots = self._slots
+        # At most ``concurrency`` workers take the pushes in turn: a task per push would cost a task,
+        # a semaphore wait and a wake-up each, for pushes that cannot be in flight anyway.
+        pending = iter(notifications)
 
-        async def one(notification: PushNotification) -> None:
-            if notification.expires_at <= self.clock():
-                report.record(notification, Outcome.failed("expired"))
-                return
-            try:
-                rendered = self.render(notification)
-            except PushPayloadRefusedError as exc:
-                # Refused before it left: a bug upstream, never sent, never retried.
-                log.error("push.refused", provider=self.name, push_id=notification.push_id, reason=exc.reason)
-                report.record(notification, Outcome.failed(f"refused: {exc.reason}"))
-                return
-            async with slots:
-                outcome = await self._send_bounded(notification, rendered)
-            report.record(notification, outcome)
+        async def worker() -> None:
+            for notification in pending:
+                if notification.expires_at <= self.clock():
+                    report.record(notification, Outcome.failed("expired"))
+                    continue
+                try:
+                    rendered = self.render(notification)
+                except PushPayloadRefusedError as exc:
+                    # Refused before it left: a bug upstream, never sent, never retried.
+                    log.error("push.refused", provider=self.name, push_id=notification.push_id, reason=exc.reason)
+                    report.record(notification, Outcome.failed(f"refused: {exc.reason}"))
+                    continue
+                async with slots:
+                    outcome = await self._send_bounded(notification, rendered)
+                report.record(notification, outcome)
 
-        await asyncio.gather(*(one(n) for n in notifications))
+        workers = min(self.concurrency, len(notifications))
+        if workers == 1:
+            await worker()
+        elif workers > 1:
+            await asyncio.gather(*(worker() for _ in range(workers)))
         return report
 
     async def _send_bounded(self, notification: PushNotification, rendered: Rendered) -> Outcome:

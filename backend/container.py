@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import httpx
 
 from backend.alerts import AlertCipher, AlertService, AvailabilityService, EscalationLoop, RotaService, ServiceClients
 from backend.alerts.availability import AlertClass as AvailabilityClass
+from backend.alerts.availability import decide
 from backend.alerts.service import AlertNotice
 from backend.auth.access_tokens import AccessTokenIssuer
 from backend.auth.dpop import DpopNonces
@@ -45,7 +47,7 @@ from enrolment.team_service import TeamService
 from enrolment.web.sessions import SessionStore
 from push.delivery import RetryPolicy
 from push.metrics import PushMetrics
-from push.pipeline import PushPipeline
+from push.pipeline import Allow, PushPipeline
 from push.providers.factory import PushProviders, providers_from_settings
 from push.watcher import Watcher
 
@@ -123,6 +125,20 @@ def _derive(secret: str, purpose: str) -> bytes:
     return hashlib.sha256(f"mssc|{purpose}|{secret}".encode()).digest()
 
 
+def _allowance(availability: AvailabilityService) -> Allow:
+    """The pipeline's question "who may get this push now": mail and visit alerts follow availability."""
+
+    async def allow(professionals: Collection[uuid.UUID], alert_class: PushClass) -> set[uuid.UUID]:
+        kind = _AVAILABILITY_CLASS.get(alert_class)
+        if kind is None:
+            return set(professionals)
+        now = dt.datetime.now(dt.UTC)
+        states = await availability.get_many(professionals)
+        return {p for p, state in states.items() if decide(state, kind, now, on_call=False)}
+
+    return allow
+
+
 async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | None = None) -> Container:
     db = Database(settings.db)
     if settings.db.migrate_on_start:
@@ -152,17 +168,13 @@ async def build_container(settings: Settings, *, psc_http: httpx.AsyncClient | N
     providers = providers_from_settings(settings)
     availability = AvailabilityService(db, audit)
 
-    async def allow(professional_id: uuid.UUID, alert_class: PushClass) -> bool:
-        kind = _AVAILABILITY_CLASS.get(alert_class)
-        return kind is None or bool(await availability.push_allowed(professional_id, kind))
-
     pipeline = PushPipeline(
         db=db,
         queue=queue,
         providers=providers,
         retry=RetryPolicy.from_settings(settings.push),
         metrics=PushMetrics(),
-        allow=allow,
+        allow=_allowance(availability),
     )
 
     async def deny(device: Device, reason: str) -> None:

@@ -19,7 +19,7 @@ import datetime as dt
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -45,12 +45,13 @@ PUSH = "push"
 POLICY_GROUP = "push-policy"
 SENDER_GROUP = "push-sender"
 
-#: May this professional get this class of push now? (availability, quiet hours; ``True`` by default)
-Allow = Callable[[uuid.UUID, AlertClass], Awaitable[bool]]
+#: Which of these professionals may get this class of push now? (availability, quiet hours; all of
+#: them by default). Asked once per class and batch of events.
+Allow = Callable[[Collection[uuid.UUID], AlertClass], Awaitable[set[uuid.UUID]]]
 
 
-async def _always(_professional: uuid.UUID, _alert_class: AlertClass) -> bool:
-    return True
+async def _always(professionals: Collection[uuid.UUID], _alert_class: AlertClass) -> set[uuid.UUID]:
+    return set(professionals)
 
 
 class PushJob(msgspec.Struct, kw_only=True):
@@ -139,6 +140,8 @@ class PushPipeline:
             self._groups_ready = True
 
     async def run_policy_once(self, *, block_ms: int = 0) -> int:
+        """One batch of events: the entitled devices of every mail event in one query, availability in
+        one query per class, then the jobs, then one acknowledgement for the batch."""
         await self._groups()
         deliveries = await self._queue.consume(
             EVENTS, POLICY_GROUP, self._consumer, count=self._batch, block_ms=block_ms
@@ -146,25 +149,38 @@ class PushPipeline:
         deliveries += await self._queue.reclaim(
             EVENTS, POLICY_GROUP, self._consumer, min_idle_ms=self._reclaim_idle_ms, count=self._batch
         )
+        events: list[Event] = []
+        done: list[str] = []
         for delivery in deliveries:
             try:
-                event = msgspec.json.decode(delivery.payload, type=Event)
-                await self._expand(event)
+                events.append(msgspec.json.decode(delivery.payload, type=Event))
+                done.append(delivery.id)
             except msgspec.DecodeError:
                 await self._queue.dead_letter(EVENTS, POLICY_GROUP, delivery.id, reason="undecodable")
-                continue
-            await self._queue.ack(EVENTS, POLICY_GROUP, [delivery.id])
+        if events:
+            await self._expand(events)
+            await self._queue.ack(EVENTS, POLICY_GROUP, done)
         return len(deliveries)
 
-    async def _expand(self, event: Event) -> None:
+    async def _expand(self, events: Sequence[Event]) -> None:
         now = time.time()
-        if event.type == EventType.MAIL_ARRIVED and event.mailbox_id:
-            devices = await self._mail_devices(uuid.UUID(event.mailbox_id))
-            payload = mail_payload(event_id=_uuid(event.id), mailbox_id=event.mailbox_id, badge=_badge(event))
-            await self._queue_pushes(devices, payload, AlertClass.MAIL, now)
-        elif event.type == EventType.DEVICE_REVOKED and event.device_id:
-            devices = await self._devices_by_id([uuid.UUID(event.device_id)], include_revoked=True)
-            await self._queue_pushes(devices, wipe_payload(event_id=_uuid(event.id)), AlertClass.WIPE, now)
+        mail = [e for e in events if e.type == EventType.MAIL_ARRIVED and e.mailbox_id]
+        entitled = await self._mail_devices([uuid.UUID(e.mailbox_id or "") for e in mail]) if mail else {}
+        allowed = await self._allowed([d for devices in entitled.values() for d in devices], AlertClass.MAIL)
+        for event in events:
+            if event.type == EventType.MAIL_ARRIVED and event.mailbox_id:
+                devices = entitled.get(uuid.UUID(event.mailbox_id), [])
+                payload = mail_payload(event_id=_uuid(event.id), mailbox_id=event.mailbox_id, badge=_badge(event))
+                await self._queue_pushes(devices, payload, AlertClass.MAIL, now, allowed)
+            elif event.type == EventType.DEVICE_REVOKED and event.device_id:
+                devices = await self._devices_by_id([uuid.UUID(event.device_id)], include_revoked=True)
+                await self._queue_pushes(devices, wipe_payload(event_id=_uuid(event.id)), AlertClass.WIPE, now)
+
+    async def _allowed(self, devices: Sequence[Device], alert_class: AlertClass) -> set[uuid.UUID]:
+        """The professionals among these devices' owners who may get this class now (one question)."""
+        if alert_class in (AlertClass.WIPE, AlertClass.ONCALL_ALERT) or not devices:
+            return {d.professional_id for d in devices}
+        return await self._allow({d.professional_id for d in devices}, alert_class)
 
     async def notify_alert(
         self, *, alert_id: uuid.UUID, alert_class: AlertClass, professionals: Sequence[uuid.UUID], step: int
@@ -173,46 +189,55 @@ class PushPipeline:
         event_id = uuid.uuid5(alert_id, f"step-{step}")
         devices = await self._devices_of(professionals)
         payload = alert_payload(alert_class, event_id=event_id, alert_id=alert_id)
-        await self._queue_pushes(devices, payload, alert_class, time.time())
+        await self._queue_pushes(devices, payload, alert_class, time.time(), await self._allowed(devices, alert_class))
 
     async def _queue_pushes(
-        self, devices: Sequence[Device], payload: PushPayload, alert_class: AlertClass, now: float
+        self,
+        devices: Sequence[Device],
+        payload: PushPayload,
+        alert_class: AlertClass,
+        now: float,
+        allowed: set[uuid.UUID] | None = None,
     ) -> None:
+        """One job per device; ``allowed``: the owners who may get it now (all when ``None``)."""
         for device in devices:
             target = PushTarget.of(device)
             if target is None:
                 continue
-            if alert_class not in (AlertClass.WIPE, AlertClass.ONCALL_ALERT) and not await self._allow(
-                device.professional_id, alert_class
-            ):
+            if allowed is not None and device.professional_id not in allowed:
                 self.metrics.suppressed(alert_class.value)
                 continue
             notification = build_notification(target, payload, now=now)
             job = PushJob.of(notification, target.provider, now)
             await self._queue.enqueue(PUSH, msgspec.json.encode(job), dedupe_key=notification.push_id)
 
-    async def _mail_devices(self, mailbox_id: uuid.UUID) -> list[Device]:
-        """Devices entitled to a mailbox: its owner's, and members' with a read grant acting for its structure."""
+    async def _mail_devices(self, mailbox_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Device]]:
+        """Devices entitled to each mailbox, in one query: its owner's, and members' with a read grant
+        acting for its structure."""
+        granted = exists().where(
+            MailboxGrant.mailbox_id == Mailbox.id,
+            MailboxGrant.professional_id == Device.professional_id,
+            MailboxGrant.can_read.is_(True),
+        )
+        member = exists().where(
+            Membership.structure_id == Mailbox.structure_id,
+            Membership.professional_id == Device.professional_id,
+            Membership.status == MembershipStatus.ACTIVE,
+        )
+        entitled = or_(
+            Device.professional_id == Mailbox.professional_id,
+            and_(Device.structure_id == Mailbox.structure_id, granted, member),
+        )
+        query = (
+            select(Mailbox.id, Device)
+            .join(Device, entitled)
+            .where(Mailbox.id.in_(list(mailbox_ids)), Device.revoked_at.is_(None), Device.push_token.is_not(None))
+        )
+        found: dict[uuid.UUID, list[Device]] = defaultdict(list)
         async with self._db.read() as session:
-            mailbox = await session.get(Mailbox, mailbox_id)
-            if mailbox is None:
-                return []
-            granted = exists().where(
-                MailboxGrant.mailbox_id == mailbox_id,
-                MailboxGrant.professional_id == Device.professional_id,
-                MailboxGrant.can_read.is_(True),
-            )
-            member = exists().where(
-                Membership.structure_id == mailbox.structure_id,
-                Membership.professional_id == Device.professional_id,
-                Membership.status == MembershipStatus.ACTIVE,
-            )
-            entitled = or_(
-                Device.professional_id == mailbox.professional_id,
-                and_(Device.structure_id == mailbox.structure_id, granted, member),
-            )
-            query = select(Device).where(Device.revoked_at.is_(None), Device.push_token.is_not(None), entitled)
-            return list((await session.scalars(query)).unique().all())
+            for mailbox_id, device in (await session.execute(query)).unique().all():
+                found[mailbox_id].append(device)
+        return found
 
     async def _devices_of(self, professionals: Sequence[uuid.UUID]) -> list[Device]:
         async with self._db.read() as session:
@@ -291,16 +316,18 @@ class PushPipeline:
             return
         report = await provider.send([n for _, _, n in items])
         now = time.time()
+        done: list[str] = []
         for push_id in report.accepted:
             delivery, job, notification = by_push[push_id]
             self.metrics.outcome(notification.alert_class.value, provider.name, "accepted")
             self.metrics.latency(provider.name, now - job.queued_at)
-            await self._queue.ack(PUSH, SENDER_GROUP, [delivery.id])
+            done.append(delivery.id)
         for dead in report.dead_tokens:
             delivery, job, notification = by_push[dead.push_id]
             await self._prune(job)
             self.metrics.outcome(notification.alert_class.value, provider.name, "dead_token")
-            await self._queue.ack(PUSH, SENDER_GROUP, [delivery.id])
+            done.append(delivery.id)
+        await self._queue.ack(PUSH, SENDER_GROUP, done)  # one round trip for the batch
         for failure in report.failed_permanently:
             delivery, job, notification = by_push[failure.push_id]
             self.metrics.outcome(notification.alert_class.value, provider.name, "failed")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -94,6 +95,13 @@ class AvailabilityService:
         async with self._db.read() as session:
             row = await session.scalar(select(Availability).where(Availability.professional_id == professional_id))
         return _state(professional_id, row)
+
+    async def get_many(self, professional_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, AvailabilityState]:
+        """:meth:`get` for many at once (one query: the push pipeline decides for a whole batch)."""
+        async with self._db.read() as session:
+            rows = await session.scalars(select(Availability).where(Availability.professional_id.in_(professional_ids)))
+            found = {row.professional_id: row for row in rows}
+        return {p: _state(p, found.get(p)) for p in professional_ids}
 
     async def set(
         self,

@@ -19,9 +19,11 @@ class Database:
 
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
-        kwargs: dict[str, Any] = {"echo": settings.echo, "pool_pre_ping": True}
+        kwargs: dict[str, Any] = {"echo": settings.echo}
         if settings.is_postgres:
-            kwargs |= {"pool_size": settings.pool_size, "max_overflow": settings.pool_size}
+            # A server may drop idle connections (restart, failover): test each before use. A SQLite
+            # file cannot, and the ping costs a thread round trip on every checkout.
+            kwargs |= {"pool_size": settings.pool_size, "max_overflow": settings.pool_size, "pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(settings.url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

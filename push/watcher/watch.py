@@ -8,7 +8,8 @@ The loop of one connection:
    announce what arrived since ``next_uid`` (``UID SEARCH UID <next_uid>:*``). The SELECT's UIDNEXT
    and HIGHESTMODSEQ skip the search when nothing can have arrived. A new UIDVALIDITY (the INBOX was
    recreated) starts afresh at UIDNEXT: old UIDs mean nothing any more;
-3. IDLE; on ``EXISTS`` (plus ``coalesce_s`` for a burst) end it, announce the new UIDs, idle again.
+3. IDLE; on ``EXISTS`` end it, announce the new UIDs, idle again (within a burst, the next ones wait
+   ``coalesce_s`` for the rest of it, so a burst makes few events; the first is announced at once).
    Every ``idle_refresh_s`` (≤ 29 min) IDLE is re-issued, with a catch-up and a state refresh.
 
 A lost connection, a timeout or an operator error closes the session; the watch reconnects after an
@@ -120,6 +121,7 @@ class MailboxWatch:
         #: Sessions opened so far (reconnects are ``sessions - 1``).
         self.sessions = 0
         self.announced = 0
+        self._announced_at = float("-inf")
 
     @property
     def id(self) -> str:
@@ -169,7 +171,7 @@ class MailboxWatch:
             self.connected = True
             refresh_s = self._settings.idle_refresh_s
             while True:
-                outcome = await idler.wait(timeout_s=refresh_s, stop=self._stopping, settle_s=self._settings.coalesce_s)
+                outcome = await idler.wait(timeout_s=refresh_s, stop=self._stopping, settle_s=self._settle_s())
                 if outcome is IdleOutcome.STOPPED:
                     polite = True
                     return
@@ -180,6 +182,12 @@ class MailboxWatch:
                 await session.logout(timeout_s=1.0)
             else:
                 session.abort()
+
+    def _settle_s(self) -> float:
+        """Wait for more only within a burst: the first message after a quiet spell is announced at
+        once (the phone knows within milliseconds); those right behind it make one batch."""
+        coalesce = self._settings.coalesce_s
+        return coalesce if time.monotonic() - self._announced_at < coalesce * 2 else 0.0
 
     # --- state and announcements -----------------------------------------------------------------
     async def _write(self, state: WatchState) -> None:
@@ -249,6 +257,7 @@ class MailboxWatch:
             at=pending.at,
         )
         await enqueue_mail_arrived(self._queue, event, stream=self._stream)
+        self._announced_at = time.monotonic()
         self.announced += 1
         log.info("watcher.mail_arrived", mailbox_id=self.id, count=pending.count, event_id=event.id)
         if self._on_event is not None:

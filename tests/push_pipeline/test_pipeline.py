@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 
 import pytest
 from sqlalchemy import select
@@ -178,8 +178,8 @@ async def test_dead_token_is_pruned(world: World) -> None:
 async def test_availability_suppresses_mail_but_never_oncall(world: World) -> None:
     sink = SinkProvider()
 
-    async def at_the_counter(_professional: uuid.UUID, alert_class: AlertClass) -> bool:
-        return alert_class != AlertClass.MAIL
+    async def at_the_counter(professionals: Collection[uuid.UUID], alert_class: AlertClass) -> set[uuid.UUID]:
+        return set() if alert_class == AlertClass.MAIL else set(professionals)
 
     pipeline = _pipeline(world, PushProviders({"sink": sink}), allow=at_the_counter)
     await pipeline.publish(new_event(EventType.MAIL_ARRIVED, mailbox_id=str(world.mailbox)))

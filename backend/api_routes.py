@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from litestar import Request, Router, get, post, put
@@ -91,6 +92,7 @@ async def update_push(
         if row is None:
             raise AuthError(ErrorCode.DEVICE_REVOKED, "device revoked", wipe=True)
         row.push_provider, row.push_token, row.push_token_dead_at = str(data.provider), data.token, None
+        row.push_token_registered_at = dt.datetime.now(dt.UTC)
     return {"status": "registered"}
 
 

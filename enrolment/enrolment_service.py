@@ -9,6 +9,7 @@ whichever comes second, exactly once.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import secrets
 import time
@@ -357,6 +358,7 @@ class EnrolmentService:
                     attestation_format=webauthn.get("fmt"),
                     push_provider=str(rdv.push_provider) if rdv.push_provider else None,
                     push_token=rdv.push_token,
+                    push_token_registered_at=dt.datetime.now(dt.UTC) if rdv.push_token else None,
                     last_seen_at=None,
                 )
                 session.add(device)

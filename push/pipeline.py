@@ -324,7 +324,7 @@ class PushPipeline:
             done.append(delivery.id)
         for dead in report.dead_tokens:
             delivery, job, notification = by_push[dead.push_id]
-            await self._prune(job)
+            await self._prune(job, dead.invalid_since)
             self.metrics.outcome(notification.alert_class.value, provider.name, "dead_token")
             done.append(delivery.id)
         await self._queue.ack(PUSH, SENDER_GROUP, done)  # one round trip for the batch
@@ -345,13 +345,16 @@ class PushPipeline:
         except KeyError:
             return self._providers.sink
 
-    async def _prune(self, job: PushJob) -> None:
-        """The provider says the token is dead: mark it (if unchanged), the phone is asked for a new one."""
+    async def _prune(self, job: PushJob, invalid_since: float | None = None) -> None:
+        """The provider says the token is dead: mark it (if unchanged), the phone is asked for a new one.
+        Not when the phone gave the token again after the time the provider holds it invalid since."""
+        unchanged = [Device.id == uuid.UUID(job.device_id), Device.push_token == job.token]
+        if invalid_since is not None:
+            since = dt.datetime.fromtimestamp(invalid_since, dt.UTC)
+            unchanged.append(or_(Device.push_token_registered_at.is_(None), Device.push_token_registered_at <= since))
         async with self._db.transaction() as session:
             result = await session.execute(
-                update(Device)
-                .where(Device.id == uuid.UUID(job.device_id), Device.push_token == job.token)
-                .values(push_token_dead_at=dt.datetime.now(dt.UTC))
+                update(Device).where(*unchanged).values(push_token_dead_at=dt.datetime.now(dt.UTC))
             )
         if getattr(result, "rowcount", 0):
             self.metrics.pruned(job.provider)

@@ -146,6 +146,9 @@ class Device(UUIDv7AuditBase):
     attestation_format: Mapped[str | None] = mapped_column(String(32))
     push_provider: Mapped[str | None] = mapped_column(String(16))
     push_token: Mapped[str | None] = mapped_column(String(512))
+    #: When the phone gave us this token: APNs says since when a token is invalid (410), and a token
+    #: given again after that is kept.
+    push_token_registered_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     #: Set when the push provider said the token is dead; the phone is asked for a new one.
     push_token_dead_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))

@@ -212,7 +212,9 @@ def classify(result: NotificationResult, retry_after_s: float | None = None) -> 
     reason = result.description or f"HTTP {status}"
     key = (status, reason)
     if key in DEAD_TOKEN_REASONS:
-        return Outcome.dead(reason)
+        # 410: Apple says since when (ms) the token is invalid; one given again after that is kept.
+        since = result.timestamp / 1000 if status == 410 and isinstance(result.timestamp, int | float) else None
+        return Outcome.dead(reason, since)
     if key in TEMPORARY_REASONS or status == 429 or status >= 500:
         return Outcome.retry(reason, retry_after_s)
     log.error("apns.refused", status=status, reason=reason)

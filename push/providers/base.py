@@ -122,6 +122,8 @@ class DeadToken:
     device_id: str
     token: str
     reason: str
+    #: Since when (epoch seconds) the provider holds the token invalid, when it says (APNs 410).
+    invalid_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,8 @@ class Outcome:
     status: Literal["accepted", "retry", "dead", "failed"]
     reason: str = ""
     retry_after_s: float | None = None
+    #: A dead token: since when the provider holds it invalid (APNs 410 ``timestamp``), if it says.
+    invalid_since: float | None = None
 
     @classmethod
     def accepted(cls) -> Outcome:
@@ -147,8 +151,8 @@ class Outcome:
         return cls("retry", reason, retry_after_s)
 
     @classmethod
-    def dead(cls, reason: str) -> Outcome:
-        return cls("dead", reason)
+    def dead(cls, reason: str, invalid_since: float | None = None) -> Outcome:
+        return cls("dead", reason, invalid_since=invalid_since)
 
     @classmethod
     def failed(cls, reason: str) -> Outcome:
@@ -171,7 +175,9 @@ class SendReport:
         elif outcome.status == "retry":
             self.retry.append(RetryLater(push_id, outcome.retry_after_s, outcome.reason))
         elif outcome.status == "dead":
-            self.dead_tokens.append(DeadToken(push_id, notification.device_id, notification.token, outcome.reason))
+            self.dead_tokens.append(
+                DeadToken(push_id, notification.device_id, notification.token, outcome.reason, outcome.invalid_since)
+            )
         else:
             self.failed_permanently.append(PermanentFailure(push_id, outcome.reason))
 

@@ -106,6 +106,8 @@ class ApnsReply:
     delay_s: float = 0.0
     #: Never answer (the stream stays open until the peer stops).
     hang: bool = False
+    #: 410 only: since when (ms since the epoch) the token is invalid; ``None``: the time of the answer.
+    timestamp_ms: int | None = None
 
     @classmethod
     def error(cls, status: int, reason: str, *, retry_after: str | None = None) -> ApnsReply:
@@ -427,8 +429,8 @@ class _ApnsServerProtocol(asyncio.Protocol):
                 response.append(("content-type", "application/json"))
                 self.conn.send_headers(stream_id, response)
                 document: dict[str, Any] = {"reason": reply.reason or "InternalServerError"}
-                if reply.status == 410:
-                    document["timestamp"] = int(time.time() * 1000)
+                if reply.status == 410:  # since when the token is invalid, in ms (now unless scripted)
+                    document["timestamp"] = reply.timestamp_ms or int(time.time() * 1000)
                 self.conn.send_data(stream_id, json.dumps(document).encode(), end_stream=True)
         except ProtocolError:
             return

@@ -239,3 +239,46 @@ async def test_apns_busy_then_accepting_delivers_once(
         len({r.headers.get("apns-id") for r in apns_peer.records if r.token == token}) == 1
     )  # stable apns-id across retries
     await providers.aclose()
+
+
+@pytest.mark.parametrize("backends", ["embedded"], indirect=True)
+@pytest.mark.parametrize(
+    ("invalid_minutes_ago", "registered_minutes_ago", "pruned"),
+    [(60, 5, False), (5, 60, True)],
+    ids=["given-again-after-apple-dropped-it", "dropped-after-it-was-given"],
+)
+async def test_apns_410_timestamp_against_when_the_token_was_given(
+    world: World,
+    apns_peer: ApnsPeer,
+    push_settings: PushSettings,
+    tmp_path: object,
+    invalid_minutes_ago: int,
+    registered_minutes_ago: int,
+    pruned: bool,
+) -> None:
+    from core.settings import AppSettings, Settings
+
+    now = dt.datetime.now(dt.UTC)
+    token = world.owner_device.push_token or ""
+    async with world.db.transaction() as session:  # only the titulaire's phone, its token given back then
+        for device in (await session.scalars(select(Device))).all():
+            if device.id == world.owner_device.id:
+                device.push_token_registered_at = now - dt.timedelta(minutes=registered_minutes_ago)
+            else:
+                device.push_token = None
+    invalid_since = now - dt.timedelta(minutes=invalid_minutes_ago)
+    apns_peer.script(token, ApnsReply(410, "Unregistered", timestamp_ms=int(invalid_since.timestamp() * 1000)))
+    settings = Settings(
+        app=AppSettings(data_dir=str(tmp_path)), push=dataclasses.replace(push_settings, providers=("apns",))
+    )
+    providers = providers_from_settings(settings)
+    try:
+        pipeline = _pipeline(world, providers)
+        await pipeline.publish(new_event(EventType.MAIL_ARRIVED, mailbox_id=str(world.mailbox)))
+        await pipeline.drain()
+    finally:
+        await providers.aclose()
+    assert [r.status for r in apns_peer.records if r.token == token] == [410]
+    async with world.db.read() as session:
+        owner = await session.get(Device, world.owner_device.id)
+    assert owner is not None and (owner.push_token_dead_at is not None) is pruned

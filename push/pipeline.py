@@ -167,14 +167,16 @@ class PushPipeline:
         mail = [e for e in events if e.type == EventType.MAIL_ARRIVED and e.mailbox_id]
         entitled = await self._mail_devices([uuid.UUID(e.mailbox_id or "") for e in mail]) if mail else {}
         allowed = await self._allowed([d for devices in entitled.values() for d in devices], AlertClass.MAIL)
+        jobs: list[tuple[bytes, str | None]] = []
         for event in events:
             if event.type == EventType.MAIL_ARRIVED and event.mailbox_id:
                 devices = entitled.get(uuid.UUID(event.mailbox_id), [])
                 payload = mail_payload(event_id=_uuid(event.id), mailbox_id=event.mailbox_id, badge=_badge(event))
-                await self._queue_pushes(devices, payload, AlertClass.MAIL, now, allowed)
+                jobs += self._jobs(devices, payload, AlertClass.MAIL, now, allowed)
             elif event.type == EventType.DEVICE_REVOKED and event.device_id:
                 devices = await self._devices_by_id([uuid.UUID(event.device_id)], include_revoked=True)
-                await self._queue_pushes(devices, wipe_payload(event_id=_uuid(event.id)), AlertClass.WIPE, now)
+                jobs += self._jobs(devices, wipe_payload(event_id=_uuid(event.id)), AlertClass.WIPE, now)
+        await self._queue.enqueue_many(PUSH, jobs)
 
     async def _allowed(self, devices: Sequence[Device], alert_class: AlertClass) -> set[uuid.UUID]:
         """The professionals among these devices' owners who may get this class now (one question)."""
@@ -189,17 +191,20 @@ class PushPipeline:
         event_id = uuid.uuid5(alert_id, f"step-{step}")
         devices = await self._devices_of(professionals)
         payload = alert_payload(alert_class, event_id=event_id, alert_id=alert_id)
-        await self._queue_pushes(devices, payload, alert_class, time.time(), await self._allowed(devices, alert_class))
+        allowed = await self._allowed(devices, alert_class)
+        await self._queue.enqueue_many(PUSH, self._jobs(devices, payload, alert_class, time.time(), allowed))
 
-    async def _queue_pushes(
+    def _jobs(
         self,
         devices: Sequence[Device],
         payload: PushPayload,
         alert_class: AlertClass,
         now: float,
         allowed: set[uuid.UUID] | None = None,
-    ) -> None:
-        """One job per device; ``allowed``: the owners who may get it now (all when ``None``)."""
+    ) -> list[tuple[bytes, str | None]]:
+        """One job per device, with its dedupe key (the push id); ``allowed``: the owners who may get
+        it now (all when ``None``)."""
+        jobs: list[tuple[bytes, str | None]] = []
         for device in devices:
             target = PushTarget.of(device)
             if target is None:
@@ -208,8 +213,8 @@ class PushPipeline:
                 self.metrics.suppressed(alert_class.value)
                 continue
             notification = build_notification(target, payload, now=now)
-            job = PushJob.of(notification, target.provider, now)
-            await self._queue.enqueue(PUSH, msgspec.json.encode(job), dedupe_key=notification.push_id)
+            jobs.append((msgspec.json.encode(PushJob.of(notification, target.provider, now)), notification.push_id))
+        return jobs
 
     async def _mail_devices(self, mailbox_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Device]]:
         """Devices entitled to each mailbox, in one query: its owner's, and members' with a read grant

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -126,6 +127,11 @@ class DurableQueue(ABC):
     ) -> str:
         """Append a message; its id. With ``dedupe_key``, a second enqueue of the same key within
         ``policy.dedupe_window_ms`` adds nothing and returns the first message's id."""
+
+    async def enqueue_many(self, stream: str, items: Sequence[tuple[bytes, str | None]]) -> list[str]:
+        """:meth:`enqueue` of ``(payload, dedupe_key)`` pairs, in order; their ids. A backend over the
+        network sends them in one round trip."""
+        return [await self.enqueue(stream, payload, dedupe_key=key) for payload, key in items]
 
     @abstractmethod
     async def ensure_group(self, stream: str, group: str) -> None:

@@ -196,6 +196,15 @@ async def test_dedupe_key_within_its_window(make_queue: MakeQueue) -> None:
     assert payloads == [b"mail.arrived", b"other", b"p", b"p", b"later"]
 
 
+async def test_enqueue_many_keeps_order_and_dedupes_like_one_by_one(queue: DurableQueue) -> None:
+    assert await queue.enqueue_many(S, []) == []
+    first = await queue.enqueue(S, b"a", dedupe_key="k-a")
+    ids = await queue.enqueue_many(S, [(b"a again", "k-a"), (b"b", "k-b"), (b"b again", "k-b"), (b"c", None)])
+    assert ids[0] == first and ids[1] == ids[2] and len({first, ids[1], ids[3]}) == 3
+    payloads = [d.payload for d in await queue.consume(S, G, "w", count=10)]
+    assert payloads == [b"a", b"b", b"c"]
+
+
 async def test_trim_drops_what_every_group_acknowledged(queue: DurableQueue) -> None:
     ids = await _fill(queue, 10)
     assert await queue.trim(S) == 0  # no group yet: nothing is known to be done

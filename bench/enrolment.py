@@ -29,10 +29,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as ``python bench/enrolment.py``, this directory is first on sys.path and this file would shadow
-# the project's ``enrolment`` package: drop it (the project is installed in the environment).
+# Run as a script, this directory is first on sys.path and ``bench/enrolment.py`` would shadow the
+# project's ``enrolment`` package: the repository root goes first instead (``bench.common``).
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() not in (_HERE, _HERE.parent))]
 
 import argparse
 import asyncio
@@ -41,15 +41,12 @@ import gc
 import html
 import json
 import logging
-import math
 import multiprocessing as mp
 import os
-import platform
 import re
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -66,6 +63,7 @@ import httpx
 
 from backend.auth.dpop import verify_dpop_proof
 from backend.container import Container
+from bench.common import git_commit, machine, pct, rnd
 from contracts.enrolment import claim_proof
 from core.ephemeral import RedisEphemeral
 from core.settings import (
@@ -163,18 +161,6 @@ class Backend:
 
 
 # --- statistics -------------------------------------------------------------------------------------
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def rnd(value: float, digits: int = 3) -> float:
-    return round(value, digits)
 
 
 def ms(ns: Sequence[int]) -> list[float]:
@@ -822,42 +808,6 @@ def report(figures: dict[str, Any]) -> None:
         f"load generator {figures['rps_client_cpu_util']:.0%}; "
         f"{per_cpu if per_cpu is not None else float('nan'):.0f} requests per server CPU second{shared}"
     )
-
-
-def git_commit() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True, timeout=10
-            ).stdout.strip()
-            != ""
-        )
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
-
-
-def machine(load_at_start: float) -> dict[str, Any]:
-    model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "loadavg_1m_at_start": rnd(load_at_start, 2),
-        "loadavg_1m_at_end": rnd(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-    }
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

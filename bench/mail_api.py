@@ -39,10 +39,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as ``python bench/mail_api.py``, this directory is first on sys.path and ``bench/enrolment.py``
-# would shadow the project's ``enrolment`` package: drop it (the project is installed in the environment).
+# Run as a script, this directory is first on sys.path and ``bench/enrolment.py`` would shadow the
+# project's ``enrolment`` package: the repository root goes first instead (``bench.common``).
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+sys.path[:] = [str(_HERE.parent), *(p for p in sys.path if Path(p or ".").resolve() not in (_HERE, _HERE.parent))]
 
 import argparse
 import asyncio
@@ -55,14 +55,12 @@ import json
 import logging
 import math
 import os
-import platform
 import pstats
 import random
 import re
 import secrets
 import shutil
 import smtplib
-import subprocess
 import tempfile
 import time
 import uuid
@@ -92,6 +90,7 @@ from backend.mail.mime.tree import PARSE_POLICY
 from backend.mail.operator.models import SUMMARY_HEADERS
 from backend.mail.operator.models import MessageSummary as ImapSummary
 from backend.mail.views import summary_view
+from bench.common import git_commit, machine, pct, rnd
 from contracts.mail import MessagePage
 from core.db.models import Mailbox
 from core.settings import (
@@ -181,18 +180,6 @@ class Plan:
 
 
 # --- statistics and output ---------------------------------------------------------------------------
-
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def rnd(value: float, digits: int = 3) -> float:
-    return round(value, digits)
 
 
 def ms(ns: Sequence[int]) -> list[float]:
@@ -1134,48 +1121,6 @@ def report(f: dict[str, Any]) -> None:
         print(f"      {entry['cum_ms_per_req']:7.3f} ms  x{entry['calls_per_req']:<7} {name}")
 
 
-def git_commit() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(
-                ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True, timeout=10
-            ).stdout.strip()
-            != ""
-        )
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
-
-
-def machine(load_at_start: float) -> dict[str, Any]:
-    model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    dovecot = None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        dovecot = subprocess.run(
-            ["/usr/sbin/dovecot", "--version"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "loadavg_1m_at_start": rnd(load_at_start, 2),
-        "loadavg_1m_at_end": rnd(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "dovecot": dovecot,
-    }
-
-
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     load_at_start = os.getloadavg()[0]
     if load_at_start > 0.5:
@@ -1244,7 +1189,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "as waiting for I/O); async functions' cumulative time is CPU while running, not time suspended",
             "app log level WARNING",
         ],
-        "machine": machine(load_at_start),
+        "machine": machine(load_at_start, dovecot=True),
         **git_commit(),
         "elapsed_s": rnd(time.perf_counter() - started, 1),
     }

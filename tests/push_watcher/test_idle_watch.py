@@ -27,7 +27,7 @@ from push.watcher import (
     mail_arrived,
     session_opener,
 )
-from push.watcher.watch import SessionOpener
+from push.watcher.watch import MailboxWatch, SessionOpener
 from tests.peers.dovecot import DovecotInstance
 from tests.peers.fixtures import MailboxFactory
 from tests.push_watcher.conftest import TEST_WATCHER, EventReader, Stack, WatcherFactory, covered_uids, deliver, until
@@ -106,6 +106,28 @@ async def test_ten_deliveries_are_each_announced_once(
     print(f"\nMEASURE[{stack.name}] 10 deliveries in two bursts -> {len(seen)} events (a burst coalesces)")
 
 
+class GatedOperator:
+    """The gateway's logins, refused while the operator is "down" (``reachable`` cleared)."""
+
+    def __init__(self, opener: SessionOpener, dovecot: DovecotInstance) -> None:
+        self._opener = opener
+        self._dovecot = dovecot
+        self.reachable = asyncio.Event()
+        self.reachable.set()
+
+    async def open(self, address: str) -> ImapSession:
+        if not self.reachable.is_set():
+            raise OperatorUnavailableError(1, "operator down (test)")
+        return await self._opener(address)
+
+    async def cut(self, address: str, watch: MailboxWatch) -> None:
+        """Go down: kick the mailbox's session (``doveadm kick``) and refuse logins until ``reachable``."""
+        self.reachable.clear()
+        kick = ["/usr/bin/doveadm", "-c", str(self._dovecot.config_file), "kick", address]
+        await asyncio.to_thread(subprocess.run, kick, check=True, timeout=10, capture_output=True)
+        await until(lambda: not watch.connected)
+
+
 async def test_messages_delivered_while_disconnected_are_announced_after_reconnect(
     stack: Stack,
     make_watcher: WatcherFactory,
@@ -116,15 +138,8 @@ async def test_messages_delivered_while_disconnected_are_announced_after_reconne
 ) -> None:
     user = mailbox_factory()
     mailbox_id = await stack.seed_mailbox(user.address)
-    reachable = asyncio.Event()
-    reachable.set()
-
-    async def gated(address: str) -> ImapSession:
-        if not reachable.is_set():
-            raise OperatorUnavailableError(1, "operator down (test)")
-        return await gateway_opener(address)
-
-    watcher = make_watcher(opener=gated)
+    operator = GatedOperator(gateway_opener, dovecot)
+    watcher = make_watcher(opener=operator.open)
     await watcher.start()
     await wait_connected(watcher, mailbox_id)
     watch = watcher.watch_of(mailbox_id)
@@ -133,15 +148,12 @@ async def test_messages_delivered_while_disconnected_are_announced_after_reconne
     await events.take(until=lambda s: len(s) == 1)
 
     # the operator kills the session, and stays unreachable while mail keeps arriving
-    reachable.clear()
-    kick = ["/usr/bin/doveadm", "-c", str(dovecot.config_file), "kick", user.address]
-    await asyncio.to_thread(subprocess.run, kick, check=True, timeout=10, capture_output=True)
-    await until(lambda: not watch.connected)
+    await operator.cut(user.address, watch)
     await deliver(dovecot, user.address, 3)
     assert await events.quiet(0.3) == []
 
     sessions = watch.sessions
-    reachable.set()
+    operator.reachable.set()
     seen = await events.take(until=lambda s: sum(e.new_count for e in s) >= 4, timeout_s=5)
     assert covered_uids(seen) == [1, 2, 3, 4]
     assert seen[1].new_count == 3  # one catch-up batch for the three
@@ -162,15 +174,8 @@ async def test_a_catch_up_that_fails_to_announce_is_retried_in_full(
     next reconnect took the mailbox for unchanged (its MODSEQ had been recorded before the catch-up)."""
     user = mailbox_factory()
     mailbox_id = await stack.seed_mailbox(user.address)
-    reachable = asyncio.Event()
-    reachable.set()
-
-    async def gated(address: str) -> ImapSession:
-        if not reachable.is_set():
-            raise OperatorUnavailableError(1, "operator down (test)")
-        return await gateway_opener(address)
-
-    watcher = make_watcher(opener=gated)
+    operator = GatedOperator(gateway_opener, dovecot)
+    watcher = make_watcher(opener=operator.open)
     await watcher.start()
     await wait_connected(watcher, mailbox_id)
     watch = watcher.watch_of(mailbox_id)
@@ -178,10 +183,7 @@ async def test_a_catch_up_that_fails_to_announce_is_retried_in_full(
     await deliver(dovecot, user.address)
     await events.take(until=lambda s: len(s) == 1)
 
-    reachable.clear()
-    kick = ["/usr/bin/doveadm", "-c", str(dovecot.config_file), "kick", user.address]
-    await asyncio.to_thread(subprocess.run, kick, check=True, timeout=10, capture_output=True)
-    await until(lambda: not watch.connected)
+    await operator.cut(user.address, watch)
     await deliver(dovecot, user.address, 2)
 
     # after the reconnect: the takeover write goes through, the next state write (the batch about to be
@@ -197,7 +199,7 @@ async def test_a_catch_up_that_fails_to_announce_is_retried_in_full(
         return await compare_and_set(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(stack.ephemeral, "compare_and_set", second_write_fails)
-    reachable.set()
+    operator.reachable.set()
     seen = await events.take(until=lambda s: sum(e.new_count for e in s) >= 3, timeout_s=5)
     assert writes >= 3
     assert covered_uids(seen) == [1, 2, 3]
